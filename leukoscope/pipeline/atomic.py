@@ -1,0 +1,65 @@
+"""Write files so that a reader never sees half of one: temporary name, then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+TMP_MARK = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
+
+    On an exception the temporary file is removed and ``target`` is left as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_text(text: str, target: str | Path) -> None:
+    """Atomically write ``text`` (UTF-8) to ``target``."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(obj: Any, target: str | Path) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", target)
+
+
+def write_csv(frame: pd.DataFrame, target: str | Path) -> None:
+    """Atomically write a table as CSV without its index (floats at full precision)."""
+    with atomic_path(target) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.10g", lineterminator="\n")
+
+
+def write_png(image: np.ndarray, target: str | Path) -> None:
+    """Atomically write a uint8 array of shape (H, W) or (H, W, 3) as PNG."""
+    import cv2
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"PNG output for '{target}' must be uint8, got {image.dtype}")
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, buffer = cv2.imencode(".png", image)
+    if not ok:  # pragma: no cover - cv2 only fails on impossible shapes
+        raise ValueError(f"could not encode '{target}' as PNG (shape {image.shape})")
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(buffer.tobytes())

@@ -1,0 +1,130 @@
+"""Read cell images as uint8 RGB arrays, with a clear reason when a file is unusable.
+
+Rules (documented in the README, "Bad input"):
+
+- 8-bit RGB is read as it is; 8-bit RGBA whose alpha is fully opaque drops the alpha
+  channel (lossless).
+- Rejected, with the reason: empty (0-byte) files, files that are no image or are truncated,
+  grayscale images (the stain colour is what segmentation and the colour features read),
+  RGBA with transparency, 16-bit or float images (no lossless conversion to 8 bits), and
+  images whose sides are outside ``[MIN_SIDE, MAX_SIDE]``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+MIN_SIDE = 16
+MAX_SIDE = 4096
+IMAGE_SUFFIXES = (".bmp", ".png", ".tif", ".tiff", ".jpg", ".jpeg")
+
+
+class ImageReadError(ValueError):
+    """A file cannot be used as a cell image; the message says why and what to do."""
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            height, width = page.shape[:2]
+            _check_size(path, height, width)
+            return page.asarray()
+    except ImageReadError:
+        raise
+    except Exception as exc:  # tifffile raises many types for corrupt files
+        raise ImageReadError(f"'{path.name}' is not a readable TIFF ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_pil(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                _check_size(path, height, width)
+                img.load()
+                mode = img.mode
+                if mode == "P":
+                    img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+                    mode = img.mode
+                if mode not in ("RGB", "RGBA", "L", "LA", "1"):
+                    raise ImageReadError(
+                        f"'{path.name}' has pixel mode {mode} (e.g. 16-bit or float); "
+                        "convert it to 8-bit RGB"
+                    )
+                return np.asarray(img)
+    except ImageReadError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+        raise ImageReadError(f"'{path.name}' is not a readable image or is truncated ({exc})") from exc
+
+
+def _check_size(path: Path, height: int, width: int) -> None:
+    if min(height, width) < MIN_SIDE or max(height, width) > MAX_SIDE:
+        raise ImageReadError(
+            f"'{path.name}' is {height}x{width} pixels; cell images must have sides between "
+            f"{MIN_SIDE} and {MAX_SIDE}"
+        )
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read one cell image.
+
+    Parameters
+    ----------
+    path : str or Path
+        A BMP, PNG, TIFF or JPEG file.
+
+    Returns
+    -------
+    image : (H, W, 3) uint8 ndarray
+        The RGB image.
+
+    Raises
+    ------
+    ImageReadError
+        The file is empty, unreadable, truncated, not 8-bit RGB(A), or of an
+        implausible size; the message names the file and the reason.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageReadError(f"'{path.name}' cannot be opened ({exc.strerror})") from exc
+    if size == 0:
+        raise ImageReadError(f"'{path.name}' is empty (0 bytes)")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    is_tiff = head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+    array = _read_tiff(path) if is_tiff else _read_pil(path)
+    return _to_rgb8(path, array)
+
+
+def _to_rgb8(path: Path, array: np.ndarray) -> np.ndarray:
+    if array.dtype == bool:
+        raise ImageReadError(f"'{path.name}' is a 1-bit (binary) image; cell images must be 8-bit RGB")
+    if array.dtype != np.uint8:
+        raise ImageReadError(
+            f"'{path.name}' has {array.dtype} pixels (e.g. 16-bit); convert it to 8-bit RGB"
+        )
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 2)):
+        raise ImageReadError(
+            f"'{path.name}' is grayscale; leukoscope reads the stain colour, so it needs an RGB image"
+        )
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ImageReadError(f"'{path.name}' has an unexpected shape {array.shape}; expected (H, W, 3)")
+    if array.shape[2] == 4:
+        if np.any(array[..., 3] != 255):
+            raise ImageReadError(
+                f"'{path.name}' is RGBA with transparent pixels; flatten it to RGB first"
+            )
+        array = array[..., :3]
+    return np.ascontiguousarray(array)
