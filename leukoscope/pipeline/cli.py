@@ -1,0 +1,198 @@
+"""The ``leukoscope`` command line: demo-data, segment, features, compare.
+
+Every analysis subcommand reads ``--config FILE.toml`` and lets flags override it, loads the
+dataset, writes ``manifest.csv``, ``rejected.csv`` and ``run.json`` in the run directory, then
+runs its stage (and the stages it needs that the run directory lacks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from leukoscope import __version__
+from leukoscope.pipeline.config import Config, ConfigError, load_config
+from leukoscope.pipeline.datasets import DatasetError, load_dataset
+from leukoscope.pipeline.parallel import parallel_map
+from leukoscope.pipeline.rundir import RunDir, sha256_file
+
+log = logging.getLogger("leukoscope")
+
+#: subcommand -> (module, function) of its stage
+STAGES = {
+    "segment": ("leukoscope.pipeline.segment", "run_segment"),
+    "features": ("leukoscope.pipeline.features", "run_features"),
+    "compare": ("leukoscope.pipeline.compare", "run_compare"),
+}
+#: command-line flag (argparse dest) -> config key it overrides
+OVERRIDES = {
+    "data": "data.path",
+    "dataset": "data.dataset",
+    "masks": "data.masks",
+    "out": "run.out",
+    "jobs": "run.jobs",
+    "backend": "run.backend",
+    "scheduler": "run.scheduler",
+    "seed": "run.seed",
+    "quiet": "run.quiet",
+    "backbones": "features.backbones",
+    "weights": "features.weights",
+    "refiner": "segmentation.refiner",
+    "refiner_model": "segmentation.refiner_model",
+}
+
+
+class NotImplementedStage(RuntimeError):
+    """The stage of a subcommand is not part of this version yet."""
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML configuration file (e.g. configs/demo.toml)")
+    parser.add_argument("--data", help="dataset folder, or a manifest CSV (path,label[,subject][,split])")
+    parser.add_argument("--dataset", help="layout of --data: auto, cnmc, allidb2, folder, manifest")
+    parser.add_argument("--out", help="run directory (default from the config: runs/demo)")
+    parser.add_argument("--jobs", type=int, help="parallel workers")
+    parser.add_argument("--backend", help="joblib backend: loky, threading, dask")
+    parser.add_argument("--scheduler", help="address of a Dask scheduler (with --backend dask)")
+    parser.add_argument("--seed", type=int, help="random seed")
+    parser.add_argument("--quiet", action="store_true", default=None, help="no progress bars")
+    parser.add_argument("--masks", help="folder of expert masks to score the segmentation against")
+    parser.add_argument("--refiner", help="mask refiner: none, unet")
+    parser.add_argument("--refiner-model", dest="refiner_model", help="refiner .keras model file")
+    parser.add_argument("--backbones", help="comma-separated CNN backbones, 'all' or 'none'")
+    parser.add_argument("--weights", help="CNN weights: auto, imagenet, random, or a folder of .h5 files")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leukoscope",
+        description="Tell ALL blasts from normal white blood cells in microscope images.",
+    )
+    parser.add_argument("--version", action="version", version=f"leukoscope {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = sub.add_parser("demo-data", help="write the synthetic demo dataset (C-NMC layout)")
+    demo.add_argument("out_dir", type=Path, help="destination folder")
+    demo.add_argument("--subjects", type=int, default=12, help="number of subjects (even, >= 4)")
+    demo.add_argument("--cells", type=int, default=240, help="number of cells")
+    demo.add_argument("--seed", type=int, default=0, help="random seed")
+    demo.add_argument("--jobs", type=int, default=1, help="parallel workers")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    helps = {
+        "segment": "segment every cell (whole cell, nucleus, cytoplasm) with overlays",
+        "features": "handcrafted features and frozen-CNN embeddings as CSV",
+        "compare": "classifiers on every feature set, evaluated without patient leakage, with a report",
+    }
+    for name, text in helps.items():
+        _add_run_options(sub.add_parser(name, help=text, description=text))
+    return parser
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    """The config file's values with the command-line flags on top."""
+    config = load_config(args.config)
+    return config.with_overrides({key: getattr(args, dest, None) for dest, key in OVERRIDES.items()})
+
+
+def _hash(path: str) -> str | None:
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
+
+
+def prepare_run(config: Config, command: str) -> tuple[RunDir, pd.DataFrame]:
+    """Load the dataset, write manifest.csv, rejected.csv and run.json; return the samples."""
+    data = Path(config.data.path)
+    if config.data.demo and not data.exists():
+        from leukoscope.pipeline.demo import generate_demo
+
+        log.info("demo data missing: generating %d cells of %d subjects in %s",
+                 config.data.demo_cells, config.data.demo_subjects, data)
+        generate_demo(data, subjects=config.data.demo_subjects, cells=config.data.demo_cells,
+                      seed=config.data.demo_seed, jobs=config.run.jobs, quiet=config.run.quiet)
+    loaded = load_dataset(data, config.data.dataset)
+    run = RunDir(config.run.out)
+    run.start(command, config.to_dict())
+    samples = loaded.samples
+    hashes = list(parallel_map(_hash, list(samples["path"]), jobs=config.run.jobs,
+                               backend="threading", desc="hashing", quiet=config.run.quiet))
+    unreadable = [h is None for h in hashes]
+    rejected = list(loaded.rejected) + [
+        {"path": p, "stage": "load", "reason": "file cannot be read (permission or I/O error)"}
+        for p, bad in zip(samples["path"], unreadable) if bad
+    ]
+    samples = samples.assign(sha256=[h or "" for h in hashes])[[not u for u in unreadable]]
+    samples = samples.reset_index(drop=True)
+    run.write_manifest(samples)
+    run.ensure_rejected()
+    if rejected:
+        run.reject(rejected)
+        log.warning("%d files could not be matched or read; see %s", len(rejected), run.rejected_path)
+    run.update_info(dataset={"path": str(data.resolve()), "kind": loaded.kind.value,
+                             "samples": len(samples), "rejected_at_load": len(rejected)})
+    log.info("%s: %d samples (%s) from %s", loaded.kind.value, len(samples),
+             ", ".join(f"{k or 'unlabelled'} {v}" for k, v in samples["label"].value_counts().items()), data)
+    return run, samples
+
+
+def run_stage(command: str, config: Config) -> RunDir:
+    """Run a subcommand's stage on the configured dataset."""
+    module_name, func_name = STAGES[command]
+    try:
+        stage = getattr(importlib.import_module(module_name), func_name, None)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        stage = None
+    run, samples = prepare_run(config, command)
+    if stage is None:
+        run.finish("not implemented")
+        raise NotImplementedStage(f"'leukoscope {command}' is not implemented yet; the run directory "
+                                  f"{run.path} holds the manifest and rejected files")
+    try:
+        stage(config, run, samples)
+    except KeyboardInterrupt:
+        run.finish("interrupted")
+        raise
+    run.finish("ok")
+    return run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="leukoscope: %(message)s", stream=sys.stderr)
+    try:
+        if args.command == "demo-data":
+            from leukoscope.pipeline.demo import generate_demo
+
+            top = generate_demo(args.out_dir, subjects=args.subjects, cells=args.cells,
+                                seed=args.seed, jobs=args.jobs, quiet=args.quiet)
+            print(f"demo dataset written to {top} (expert masks in {args.out_dir / 'masks'})")
+            return 0
+        config = resolve_config(args)
+        if config.run.quiet:
+            logging.getLogger().setLevel(logging.WARNING)
+        run = run_stage(args.command, config)
+        print(f"done: results in {run.path}")
+        return 0
+    except (ConfigError, DatasetError, ValueError) as exc:
+        print(f"leukoscope: error: {exc}", file=sys.stderr)
+        return 2
+    except NotImplementedStage as exc:
+        print(f"leukoscope: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("leukoscope: interrupted; run the same command again to resume "
+              "(finished samples are cached in the run directory)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
