@@ -1,0 +1,57 @@
+import json
+
+import pandas as pd
+import pytest
+
+from leukoscope.pipeline import cli
+from leukoscope.pipeline.config import Config
+
+from .cnmc_tree import make_cnmc_tree
+
+
+def test_help_lists_the_subcommands(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("demo-data", "segment", "features", "compare"):
+        assert name in out
+
+
+def test_flags_override_the_config_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[run]\njobs = 3\nout = "runs/x"\n[data]\npath = "d"\n')
+    args = cli.build_parser().parse_args(["features", "--config", str(path), "--jobs", "1", "--backbones", "vgg16,resnet50"])
+    config = cli.resolve_config(args)
+    assert config.run.jobs == 1 and config.run.out == "runs/x" and config.data.path == "d"
+    assert [b.value for b in config.features.backbones] == ["vgg16", "resnet50"]
+
+
+def test_prepare_run_writes_manifest_rejected_and_run_json(tmp_path):
+    base = make_cnmc_tree(tmp_path / "data", drop_prelim_files=1)
+    config = Config().with_overrides({"data.path": str(base), "run.out": str(tmp_path / "run"), "run.quiet": True})
+    run, samples = cli.prepare_run(config, "segment")
+    manifest = pd.read_csv(run.manifest_path, dtype=str, keep_default_na=False)
+    assert list(manifest.columns) == ["sample_id", "path", "label", "subject", "split", "sha256"]
+    assert len(manifest) == len(samples) == 12 + 2 + 2
+    assert manifest["sha256"].str.fullmatch("[0-9a-f]{64}").all()
+    rejected = run.read_rejected()
+    assert len(rejected) == 1 and "has no image file" in rejected["reason"][0]
+    info = json.loads(run.info_path.read_text())
+    assert info["dataset"]["kind"] == "cnmc" and info["dataset"]["samples"] == 16
+
+
+def test_errors_are_one_clear_line(tmp_path, capsys):
+    assert cli.main(["segment", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "error: data path" in err and "missing" in err and "Traceback" not in err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[run]\njobz = 2\n")
+    assert cli.main(["segment", "--config", str(bad)]) == 2
+    assert "bad.toml: unknown key 'run.jobz'" in capsys.readouterr().err
+
+
+def test_demo_data_command(tmp_path, capsys):
+    assert cli.main(["demo-data", str(tmp_path / "demo"), "--subjects", "4", "--cells", "4", "--quiet"]) == 0
+    assert "demo dataset written" in capsys.readouterr().out
+    assert len(list((tmp_path / "demo").rglob("*.bmp"))) == 4

@@ -1,0 +1,25 @@
+import pytest
+
+from leukoscope.pipeline.parallel import parallel_map
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+@pytest.mark.parametrize(("jobs", "backend"), [(1, "loky"), (2, "threading"), (2, "loky")])
+def test_results_in_input_order_whatever_the_backend(jobs, backend):
+    got = list(parallel_map(_square, range(50), jobs=jobs, backend=backend, quiet=True))
+    assert got == [x * x for x in range(50)]
+
+
+def test_generator_input_with_total():
+    got = list(parallel_map(_square, (x for x in range(5)), jobs=2, backend="threading", quiet=True, total=5))
+    assert got == [0, 1, 4, 9, 16]
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_the_same_results():
+    pytest.importorskip("distributed")
+    got = list(parallel_map(_square, range(20), jobs=2, backend="dask", quiet=True))
+    assert got == [x * x for x in range(20)]

@@ -1,0 +1,89 @@
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from leukoscope.pipeline.atomic import atomic_path, write_csv
+from leukoscope.pipeline.cache import ResultCache
+from leukoscope.pipeline.rundir import RunDir, sha256_file
+
+
+def test_sha256_of_known_bytes(tmp_path):
+    path = tmp_path / "a"
+    path.write_bytes(b"abc")
+    assert sha256_file(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.csv"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["out.csv"]
+
+
+def test_reject_deduplicates_by_path_and_stage(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.ensure_rejected()
+    assert list(run.read_rejected().columns) == ["path", "stage", "reason"]
+    run.reject([{"path": "a.bmp", "reason": "empty"}], stage="segment")
+    run.reject([{"path": "a.bmp", "reason": "empty (0 bytes)"}, {"path": "b.bmp", "reason": "x"}], stage="segment")
+    run.reject([{"path": "a.bmp", "stage": "features", "reason": "no mask"}])
+    table = run.read_rejected()
+    assert len(table) == 3
+    assert table.set_index(["path", "stage"]).loc[("a.bmp", "segment"), "reason"] == "empty (0 bytes)"
+
+
+def test_run_json_records_config_versions_and_times(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.start("segment", {"data": {"path": "x"}})
+    run.update_info(weights={"resnet50": "random"})
+    run.update_info(weights={"vgg16": "imagenet"})
+    run.finish()
+    info = json.loads(run.info_path.read_text())
+    assert info["command"] == "segment" and info["status"] == "ok"
+    assert info["config"]["data"]["path"] == "x"
+    assert {"python", "numpy", "leukoscope"} <= set(info["versions"])
+    assert info["weights"] == {"resnet50": "random", "vgg16": "imagenet"}
+    assert info["started"] <= info["finished"]
+
+
+def test_manifest_round_trip_keeps_strings(tmp_path):
+    run = RunDir(tmp_path)
+    samples = pd.DataFrame({"sample_id": ["a"], "path": ["/x/a.bmp"], "label": [""], "subject": ["007"],
+                            "split": [""], "sha256": ["ab"]})
+    run.write_manifest(samples)
+    back = run.read_manifest()
+    assert back.loc[0, "subject"] == "007" and back.loc[0, "label"] == ""
+
+
+def test_cache_round_trip_and_settings_isolation(tmp_path):
+    key = "ab" * 32
+    cache = ResultCache(tmp_path, "handcrafted", {"levels": 64})
+    assert cache.load(key) is None
+    cache.save(key, {"values": pd.Series([1.0, 2.0]).to_numpy()})
+    assert key in cache
+    assert list(cache.load(key)["values"]) == [1.0, 2.0]
+    assert ResultCache(tmp_path, "handcrafted", {"levels": 32}).load(key) is None
+    with pytest.raises(ValueError, match="hex digest"):
+        cache.load("../../etc/passwd")
+
+
+def test_damaged_cache_entry_is_recomputed(tmp_path):
+    key = "cd" * 32
+    cache = ResultCache(tmp_path, "x", {})
+    (cache.folder / f"{key}.npz").write_bytes(b"garbage")
+    assert cache.load(key) is None
+    assert key not in cache
+
+
+def test_write_csv_floats_round_trip(tmp_path):
+    frame = pd.DataFrame({"a": [0.1, 1 / 3, float("nan")]})
+    write_csv(frame, tmp_path / "f.csv")
+    back = pd.read_csv(tmp_path / "f.csv")
+    assert back["a"].dtype == float
+    assert abs(back["a"][1] - 1 / 3) < 1e-9
