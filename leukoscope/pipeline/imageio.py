@@ -2,7 +2,8 @@
 
 Rules (documented in the README, "Bad input"):
 
-- 8-bit RGB is read as it is; 8-bit RGBA whose alpha is fully opaque drops the alpha
+- 8-bit RGB is read as it is; a file whose content is another format than its extension
+  says (a PNG named ``.bmp``) is rejected, since it is often a mislabelled export; 8-bit RGBA whose alpha is fully opaque drops the alpha
   channel (lossless).
 - Rejected, with the reason: empty (0-byte) files, files that are no image or are truncated,
   grayscale images (the stain colour is what segmentation and the colour features read),
@@ -20,6 +21,20 @@ import numpy as np
 MIN_SIDE = 16
 MAX_SIDE = 4096
 IMAGE_SUFFIXES = (".bmp", ".png", ".tif", ".tiff", ".jpg", ".jpeg")
+
+
+_SUFFIX_FORMAT = {".bmp": "bmp", ".png": "png", ".tif": "tiff", ".tiff": "tiff", ".jpg": "jpeg", ".jpeg": "jpeg"}
+_MAGIC = (
+    (b"BM", "bmp"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"II*\x00", "tiff"), (b"MM\x00*", "tiff"), (b"II+\x00", "tiff"), (b"MM\x00+", "tiff"),
+    (b"\xff\xd8\xff", "jpeg"),
+)
+
+
+def sniff_format(head: bytes) -> str | None:
+    """Image format from a file's first bytes (``bmp``, ``png``, ``tiff``, ``jpeg``), else ``None``."""
+    return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
 
 
 class ImageReadError(ValueError):
@@ -46,7 +61,7 @@ def _read_pil(path: Path) -> np.ndarray:
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # _check_size guards
             with Image.open(path) as img:
                 width, height = img.size
                 _check_size(path, height, width)
@@ -63,7 +78,11 @@ def _read_pil(path: Path) -> np.ndarray:
                 return np.asarray(img)
     except ImageReadError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(
+            f"'{path.name}' is far larger than a cell image ({exc}); sides must be at most {MAX_SIDE}"
+        ) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"'{path.name}' is not a readable image or is truncated ({exc})") from exc
 
 
@@ -102,9 +121,15 @@ def read_image(path: str | Path) -> np.ndarray:
     if size == 0:
         raise ImageReadError(f"'{path.name}' is empty (0 bytes)")
     with open(path, "rb") as fh:
-        head = fh.read(4)
-    is_tiff = head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-    array = _read_tiff(path) if is_tiff else _read_pil(path)
+        head = fh.read(8)
+    content = sniff_format(head)
+    expected = _SUFFIX_FORMAT.get(path.suffix.lower())
+    if content and expected and content != expected:
+        raise ImageReadError(
+            f"'{path.name}' holds a {content.upper()} image but its extension says "
+            f"{path.suffix}; rename it to .{content} so that it is not mistaken for another file"
+        )
+    array = _read_tiff(path) if content == "tiff" else _read_pil(path)
     return _to_rgb8(path, array)
 
 

@@ -30,13 +30,23 @@ def test_opaque_rgba_drops_alpha(tmp_path):
     np.testing.assert_array_equal(read_image(tmp_path / "a.png"), image[..., :3])
 
 
-def test_png_named_bmp_is_read_by_content(tmp_path):
+def test_png_named_bmp_is_rejected(tmp_path):
     Image.fromarray(_rgb()).save(tmp_path / "a.bmp", format="PNG")
-    assert read_image(tmp_path / "a.bmp").shape == (32, 40, 3)
+    with pytest.raises(ImageReadError, match=r"'a.bmp' holds a PNG image but its extension says .bmp"):
+        read_image(tmp_path / "a.bmp")
+
+
+def test_huge_image_is_rejected_from_its_header(tmp_path):
+    Image.new("RGB", (10000, 10000)).save(tmp_path / "huge.png")
+    with pytest.raises(ImageReadError, match="is 10000x10000 pixels"):
+        read_image(tmp_path / "huge.png")
 
 
 def _write_bad(tmp_path, kind):
     path = tmp_path / f"{kind}.bmp"
+    if kind == "text":
+        path.write_text("not an image")
+        return path
     if kind == "empty":
         path.write_bytes(b"")
     elif kind == "text":
