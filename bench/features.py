@@ -1,0 +1,149 @@
+"""Throughput of the handcrafted-feature step against pyradiomics, on C-NMC-sized cells.
+
+    .venv/bin/python bench/features.py [--cells 400] [--jobs 2] [--radiomics-cells 40]
+
+Draws ``--cells`` synthetic 450x450 cells on black (the demo generator, C-NMC layout) into a
+temporary folder, then times, on ``--jobs`` loky workers after a warm-up:
+
+1. the whole handcrafted step per image: read the BMP, segment it
+   (``leukoscope.segmentation.cell.segment_cell``, the segment stage's default settings) and
+   compute all four families (``compute_features``);
+2. the features alone, on the masks of step 1 read from PNG;
+3. the ``segment`` and ``features`` stages as the CLI runs them on a fresh run directory
+   (masks, overlays, montage, CSVs, cache; hashing and dataset loading excluded);
+4. pyradiomics (firstorder + GLCM + shape2D, 64 grey levels, the same three regions, the same
+   masks, the same grey image, the same number of processes) on the first
+   ``--radiomics-cells`` cells, in its own environment (``bench/requirements-radiomics.txt``).
+
+Prints the wall-clock throughput of each, in images per second, the CPU time per image spent
+in the workers (``time.process_time``) with the throughput it gives on ``--jobs`` otherwise
+idle cores, and the ratios of 1 to 4. On a shared machine the wall clock depends on what else
+runs; the CPU time much less so, and both ratios are measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from leukoscope.features.registry import compute_features, feature_names
+from leukoscope.features.regions import to_gray
+from leukoscope.pipeline.atomic import write_png
+from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.datasets import load_dataset
+from leukoscope.pipeline.demo import generate_demo
+from leukoscope.pipeline.features import read_label_mask, run_features
+from leukoscope.pipeline.imageio import read_image
+from leukoscope.pipeline.parallel import parallel_map
+from leukoscope.pipeline.rundir import RunDir, sha256_file
+from leukoscope.pipeline.segment import segmentation_options
+from leukoscope.segmentation.cell import segment_cell
+
+BENCH = Path(__file__).resolve().parent
+RADIOMICS_PYTHON = BENCH / ".venv-radiomics" / "bin" / "python"
+SEGMENTATION = segmentation_options(Config().segmentation)  # what the segment stage uses
+
+
+def segment_and_measure(path: str) -> float:
+    """The handcrafted step of one image: read, segment, measure; returns its CPU seconds."""
+    start = time.process_time()
+    image = read_image(path)
+    compute_features(image, segment_cell(image, **SEGMENTATION).labels)
+    return time.process_time() - start
+
+
+def measure_on_mask(paths: tuple[str, str]) -> float:
+    """Features only, on a mask written before; returns the CPU seconds."""
+    start = time.process_time()
+    image = read_image(paths[0])
+    labels = read_label_mask(paths[1], image_shape=image.shape[:2], image_name=Path(paths[0]).name)
+    compute_features(image, labels)
+    return time.process_time() - start
+
+
+def segment(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Grey image and labels of one cell, for the masks both tools read."""
+    image = read_image(path)
+    return to_gray(image), segment_cell(image, **SEGMENTATION).labels
+
+
+def throughput(func, items: list, *, jobs: int) -> tuple[float, float]:
+    """Images per second of ``func`` over ``items`` on ``jobs`` loky workers (after a warm-up),
+    and the mean CPU seconds per image spent in the workers."""
+    sum(parallel_map(func, items[: 2 * jobs], jobs=jobs, quiet=True))
+    start = time.perf_counter()
+    cpu = sum(parallel_map(func, items, jobs=jobs, quiet=True))
+    return len(items) / (time.perf_counter() - start), cpu / len(items)
+
+
+def report(name: str, wall: float, cpu: float | None, *, jobs: int) -> None:
+    """One line: wall-clock throughput, CPU per image, and what ``jobs`` idle cores would give."""
+    cpu_part = f"{cpu * 1e3:7.1f} ms CPU/image -> {jobs / cpu:6.1f} images/s on {jobs} idle cores" if cpu else ""
+    print(f"{name:<48} {wall:7.1f} images/s  {cpu_part}")
+
+
+def stage_throughput(data: Path, run_path: Path, *, jobs: int) -> float:
+    """Images per second of ``segment`` then ``features`` stages on a fresh run directory."""
+    config = Config().with_overrides({"data.path": str(data), "run.out": str(run_path), "run.jobs": jobs,
+                                      "run.quiet": True})
+    samples = load_dataset(data, config.data.dataset).samples
+    samples = samples.assign(sha256=[sha256_file(p) for p in samples["path"]])
+    start = time.perf_counter()
+    run_features(config, RunDir(run_path), samples)
+    return len(samples) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", type=int, default=400, help="synthetic 450x450 cells (default 400)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--radiomics-cells", type=int, default=40, help="cells given to pyradiomics (default 40)")
+    parser.add_argument("--radiomics-python", type=Path, default=RADIOMICS_PYTHON,
+                        help="python of the pyradiomics environment (default bench/.venv-radiomics)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="leukoscope-bench-") as tmp:
+        folder = Path(tmp)
+        generate_demo(folder / "demo", subjects=4, cells=args.cells, jobs=args.jobs)
+        paths = sorted(str(p) for p in (folder / "demo").rglob("*.bmp"))
+        masks = []
+        for i, (gray, labels) in enumerate(parallel_map(segment, paths, jobs=args.jobs, quiet=True)):
+            stem = folder / "masks" / f"{i:05d}"
+            write_png(labels, f"{stem}_labels.png")
+            masks.append(f"{stem}_labels.png")
+            if i < args.radiomics_cells:
+                write_png(gray, folder / "radiomics" / f"{i:05d}_gray.png")
+                write_png(labels, folder / "radiomics" / f"{i:05d}_labels.png")
+
+        step, step_cpu = throughput(segment_and_measure, paths, jobs=args.jobs)
+        features_only, features_cpu = throughput(measure_on_mask, list(zip(paths, masks)), jobs=args.jobs)
+        stages = stage_throughput(folder / "demo", folder / "run", jobs=args.jobs)
+        print(f"{len(paths)} synthetic 450x450 cells, {args.jobs} loky workers, "
+              f"{len(feature_names())} leukoscope columns per cell; wall clock, then CPU time in the workers")
+        report("leukoscope read + segment + features", step, step_cpu, jobs=args.jobs)
+        report("leukoscope features on given masks", features_only, features_cpu, jobs=args.jobs)
+        report("leukoscope segment + features stages (all files)", stages, None, jobs=args.jobs)
+        if not args.radiomics_python.exists():
+            print(f"pyradiomics: not measured, {args.radiomics_python} missing "
+                  "(see bench/requirements-radiomics.txt)")
+            return
+        reference = subprocess.run(
+            [str(args.radiomics_python), str(BENCH / "radiomics_reference.py"), str(folder / "radiomics"),
+             "--jobs", str(args.jobs)], check=True, capture_output=True, text=True)
+        result = json.loads(reference.stdout.strip().splitlines()[-1])
+        radiomics, radiomics_cpu = result["images"] / result["seconds"], result["cpu_per_image"]
+        report(f"pyradiomics {result['pyradiomics']} ({result['features_per_image']} columns, "
+               f"{result['images']} cells)", radiomics, radiomics_cpu, jobs=args.jobs)
+        print(f"ratio leukoscope (read + segment + features) / pyradiomics: wall {step / radiomics:.1f}x, "
+              f"CPU {radiomics_cpu / step_cpu:.1f}x")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

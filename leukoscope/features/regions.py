@@ -1,0 +1,145 @@
+"""The three cell regions read from a label image, and the input checks all families share.
+
+A label image holds 0 (background), 1 (cytoplasm) and 2 (nucleus). Every family measures
+the nucleus, the cytoplasm and the whole cell (cytoplasm or nucleus) where that makes sense,
+and every family calls :func:`check_inputs` first, so a wrong array fails the same way
+everywhere.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import cv2
+import numpy as np
+
+from leukoscope.segmentation.channels import check_rgb
+
+BACKGROUND, CYTOPLASM, NUCLEUS = 0, 1, 2
+
+
+class Region(str, Enum):
+    """A part of the cell; the value is the name used in feature columns."""
+
+    NUCLEUS = "nucleus"
+    CYTOPLASM = "cytoplasm"
+    CELL = "cell"
+
+
+#: Label values that make up each region.
+REGION_LABELS: dict[Region, tuple[int, ...]] = {
+    Region.NUCLEUS: (NUCLEUS,),
+    Region.CYTOPLASM: (CYTOPLASM,),
+    Region.CELL: (CYTOPLASM, NUCLEUS),
+}
+
+
+class RegionStatus(str, Enum):
+    """Whether a region can be measured; anything but ``OK`` is degenerate for some family."""
+
+    OK = "ok"
+    EMPTY = "empty"
+    ONE_PIXEL = "one_pixel"
+    FLAT = "flat"
+
+
+def check_inputs(image: np.ndarray, labels: np.ndarray) -> None:
+    """Raise ``ValueError`` unless ``image`` and ``labels`` form a valid cell.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 ndarray
+        The image to check.
+    labels : (H, W) uint8 ndarray
+        The mask to check: the image's height and width, values 0, 1 and 2 only.
+    """
+    check_rgb(image)
+    if not isinstance(labels, np.ndarray) or labels.dtype != np.uint8 or labels.ndim != 2:
+        raise ValueError(
+            f"labels must be an (H, W) uint8 array of 0/1/2, got {getattr(labels, 'shape', type(labels))} "
+            f"{getattr(labels, 'dtype', '')}"
+        )
+    if labels.shape != image.shape[:2]:
+        raise ValueError(f"labels are {labels.shape[0]}x{labels.shape[1]} but the image is "
+                         f"{image.shape[0]}x{image.shape[1]}; they must have the same size")
+    if labels.size and labels.max() > NUCLEUS:
+        bad = sorted(int(v) for v in np.unique(labels[labels > NUCLEUS]))
+        raise ValueError(
+            f"labels hold values {bad[:5]}; only 0 (background), 1 (cytoplasm) and 2 (nucleus) are allowed"
+        )
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B), rounded.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 ndarray
+
+    Returns
+    -------
+    gray : (H, W) uint8 ndarray
+    """
+    if image.size == 0:  # OpenCV rejects empty arrays
+        return np.zeros(image.shape[:2], np.uint8)
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def region_mask(labels: np.ndarray, region: Region) -> np.ndarray:
+    """Boolean mask of ``region``: ``(H, W) bool ndarray``."""
+    if region is Region.CELL:
+        return labels > BACKGROUND
+    return labels == REGION_LABELS[region][0]
+
+
+def crop_to_cell(image: np.ndarray, labels: np.ndarray, *, pad: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Crop both arrays to the bounding box of the cell, plus ``pad`` pixels where the image allows.
+
+    Every family is translation invariant and ignores background pixels, so its values are the
+    same on the crop; only the work shrinks. An image without cell pixels gives a 0x0 crop.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 ndarray
+    labels : (H, W) uint8 ndarray
+    pad : int
+        Background margin kept around the cell (contours need one).
+
+    Returns
+    -------
+    image : (h, w, 3) uint8 ndarray
+    labels : (h, w) uint8 ndarray
+    """
+    left, top, width, height = cv2.boundingRect(labels)  # of the non-zero pixels
+    if width == 0:
+        return image[:0, :0], labels[:0, :0]
+    bottom, right = min(top + height + pad, labels.shape[0]), min(left + width + pad, labels.shape[1])
+    top, left = max(top - pad, 0), max(left - pad, 0)
+    return image[top:bottom, left:right], labels[top:bottom, left:right]
+
+
+def region_statuses(gray: np.ndarray, labels: np.ndarray) -> dict[Region, RegionStatus]:
+    """Whether each region is empty, a single pixel, flat (one grey value) or measurable.
+
+    Parameters
+    ----------
+    gray : (H, W) uint8 ndarray
+        Grey image (see :func:`to_gray`).
+    labels : (H, W) uint8 ndarray
+        0 background, 1 cytoplasm, 2 nucleus.
+    """
+    hist = np.bincount(labels.ravel().astype(np.intp) * 256 + gray.ravel(), minlength=3 * 256)
+    hist = hist.reshape(3, 256)
+    statuses = {}
+    for region, values in REGION_LABELS.items():
+        counts = hist[list(values)].sum(axis=0)
+        total = int(counts.sum())
+        if total == 0:
+            statuses[region] = RegionStatus.EMPTY
+        elif total == 1:
+            statuses[region] = RegionStatus.ONE_PIXEL
+        elif np.count_nonzero(counts) == 1:
+            statuses[region] = RegionStatus.FLAT
+        else:
+            statuses[region] = RegionStatus.OK
+    return statuses

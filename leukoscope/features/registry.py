@@ -1,0 +1,158 @@
+"""The registry of handcrafted feature families: their columns, functions and quality flags.
+
+Every family declares its columns up front (:data:`FAMILIES`), so the CSV header and the
+data dictionary exist before any image is read, and a test checks that each family returns
+exactly the names it declares. :func:`compute_features` runs the chosen families on one cell
+(cropped once to the cell's bounding box) and explains every NaN in a ``qc_flag``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from leukoscope.features import colour, haralick, intensity, morphology
+from leukoscope.features.choices import Family
+from leukoscope.features.columns import Column
+from leukoscope.features.regions import Region, RegionStatus, check_inputs, crop_to_cell, region_statuses, to_gray
+
+DICTIONARY_COLUMNS = ["name", "family", "region", "description", "unit"]
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """One family: its declared columns and the pure function that computes them.
+
+    Attributes
+    ----------
+    family : Family
+    columns : tuple of Column
+        Declared before any computation, in CSV order.
+    compute : callable
+        ``compute(image, labels, **options) -> dict[str, float]``.
+    options : tuple of str
+        Names of the :func:`compute_features` keyword options the function takes.
+    """
+
+    family: Family
+    columns: tuple[Column, ...]
+    compute: Callable[..., dict[str, float]]
+    options: tuple[str, ...] = ()
+
+
+FAMILIES: dict[Family, FamilySpec] = {
+    Family.INTENSITY: FamilySpec(Family.INTENSITY, intensity.COLUMNS, intensity.intensity_features),
+    Family.HARALICK: FamilySpec(Family.HARALICK, haralick.COLUMNS, haralick.haralick_features,
+                                options=("distance", "levels")),
+    Family.MORPHOLOGY: FamilySpec(Family.MORPHOLOGY, morphology.COLUMNS, morphology.morphology_features),
+    Family.COLOUR: FamilySpec(Family.COLOUR, colour.COLUMNS, colour.colour_features),
+}
+
+
+class FeatureResult(NamedTuple):
+    """Features of one cell.
+
+    Attributes
+    ----------
+    values : dict of str to float
+        One value per column of the chosen families, NaN where undefined.
+    qc_flag : str
+        ``""`` when every value is defined, else ``;``-joined ``family:region:reason`` entries
+        (reason ``empty``, ``one_pixel``, ``flat`` or ``undefined``).
+    """
+
+    values: dict[str, float]
+    qc_flag: str
+
+
+def resolve_families(families: Iterable[Family | str]) -> tuple[Family, ...]:
+    """The chosen families in canonical order, without repeats."""
+    chosen = {Family(f) for f in families}
+    return tuple(f for f in Family if f in chosen)
+
+
+def family_columns(families: Iterable[Family | str] = tuple(Family)) -> tuple[Column, ...]:
+    """The declared columns of ``families``, in CSV order."""
+    return tuple(column for family in resolve_families(families) for column in FAMILIES[family].columns)
+
+
+def feature_names(families: Iterable[Family | str] = tuple(Family)) -> list[str]:
+    """The column names of ``families``, in CSV order."""
+    return [column.name for column in family_columns(families)]
+
+
+def data_dictionary(families: Iterable[Family | str] = tuple(Family)) -> pd.DataFrame:
+    """The data dictionary (``name, family, region, description, unit``) of ``families``."""
+    rows = [(c.name, c.family.value, c.region, c.description, c.unit) for c in family_columns(families)]
+    return pd.DataFrame(rows, columns=DICTIONARY_COLUMNS)
+
+
+def check_options(*, haralick_distance: int, haralick_levels: int) -> None:
+    """Raise ``ValueError`` with the config key to fix when an option is out of range."""
+    haralick.check_haralick_options(distance=haralick_distance, levels=haralick_levels)
+
+
+def _qc_flag(spec: FamilySpec, values: dict[str, float], statuses: dict[Region, RegionStatus]) -> list[str]:
+    """``family:region:reason`` for every region with a NaN column, in column order."""
+    flags = []
+    for column in spec.columns:
+        if not math.isnan(values[column.name]):
+            continue
+        reasons = [statuses[r].value for r in column.regions if statuses[r] is not RegionStatus.OK]
+        flag = f"{spec.family.value}:{column.region}:{reasons[0] if reasons else 'undefined'}"
+        if flag not in flags:
+            flags.append(flag)
+    return flags
+
+
+def compute_features(
+    image: np.ndarray,
+    labels: np.ndarray,
+    *,
+    families: Iterable[Family | str] = tuple(Family),
+    haralick_distance: int = 1,
+    haralick_levels: int = 64,
+) -> FeatureResult:
+    """All chosen feature families of one segmented cell.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 ndarray
+        RGB cell image of any size (both arrays are cropped to the cell first).
+    labels : (H, W) uint8 ndarray
+        Its segmentation: 0 background, 1 cytoplasm, 2 nucleus.
+    families : iterable of Family
+        Families to compute (default all), output in canonical order.
+    haralick_distance : int
+        Pixel distance of the Haralick co-occurring pairs.
+    haralick_levels : int
+        Grey levels of the Haralick quantisation (2..255).
+
+    Returns
+    -------
+    FeatureResult
+        ``values`` keyed by :func:`feature_names` and the ``qc_flag`` that explains any NaN.
+
+    Raises
+    ------
+    ValueError
+        Wrong array shapes or types, label values other than 0/1/2, or options out of range.
+    """
+    check_inputs(image, labels)
+    check_options(haralick_distance=haralick_distance, haralick_levels=haralick_levels)
+    image, labels = crop_to_cell(image, labels)
+    statuses = region_statuses(to_gray(image), labels)
+    options = {"distance": haralick_distance, "levels": haralick_levels}
+    values: dict[str, float] = {}
+    flags: list[str] = []
+    for family in resolve_families(families):
+        spec = FAMILIES[family]
+        result = spec.compute(image, labels, **{name: options[name] for name in spec.options})
+        values.update(result)
+        flags.extend(_qc_flag(spec, result, statuses))
+    return FeatureResult(values, ";".join(flags))
