@@ -40,6 +40,20 @@ def dask_client(scheduler: str = "", *, jobs: int = 1) -> Iterator[Any]:
             yield client
 
 
+class _InWorker:
+    """Run ``func`` in a worker with OpenCV's own thread pool off (the workers are the parallelism)."""
+
+    def __init__(self, func: Callable[[T], R]) -> None:
+        self.func = func
+
+    def __call__(self, item: T) -> R:
+        import cv2
+
+        if cv2.getNumThreads() != 1:
+            cv2.setNumThreads(1)
+        return self.func(item)
+
+
 def parallel_map(
     func: Callable[[T], R],
     items: Sequence[T] | Iterable[T],
@@ -97,7 +111,8 @@ def parallel_map(
                 pre_dispatch="4*n_jobs",
                 batch_size=1 if backend is Backend.DASK else "auto",
             )
-            results = runner(joblib.delayed(func)(item) for item in items)
+            worker = _InWorker(func) if backend is not Backend.THREADING else func
+            results = runner(joblib.delayed(worker)(item) for item in items)
         try:
             for result in results:
                 bar.update(1)
