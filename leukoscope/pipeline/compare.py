@@ -326,7 +326,7 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
     frames = list(parallel_map(
         _fit_task, _tasks(config, parts, samples), total=len(parts) * len(config.compare.models),
         jobs=config.run.jobs, backend=config.run.backend, scheduler=config.run.scheduler,
-        desc="compare", quiet=config.run.quiet,
+        desc="compare", quiet=config.run.quiet, unit="fit",
     ))
     heads = read_head_predictions(config, run)
     unknown = sorted(set(heads["sample_id"]) - set(labelled["sample_id"]))

@@ -64,6 +64,7 @@ def parallel_map(
     desc: str = "",
     quiet: bool = False,
     total: int | None = None,
+    unit: str = "img",
 ) -> Iterator[R]:
     """Apply ``func`` to every item and yield the results in input order, as they come.
 
@@ -89,11 +90,13 @@ def parallel_map(
         Hide the progress bar.
     total : int, optional
         Number of items, for the progress bar, when ``items`` has no length.
+    unit : str
+        What one item is, for the progress bar (``img``, ``fit``...).
     """
     backend = Backend(backend)
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
-    bar = tqdm(total=total, desc=desc, disable=quiet, unit="img", dynamic_ncols=True)
+    bar = tqdm(total=total, desc=desc, disable=quiet, unit=unit, dynamic_ncols=True)
     with contextlib.ExitStack() as stack:
         if jobs <= 1 and backend is not Backend.DASK:
             results: Iterable[R] = map(func, items)
