@@ -66,12 +66,13 @@ class SegmentationConfig:
     """Threshold segmentation of the whole cell and the nucleus."""
 
     enhance: Enhancement = Enhancement.NONE
-    nucleus_channel: Channel = Channel.SATURATION
+    nucleus_channel: Channel = Channel.STAIN
     nucleus_method: ThresholdMethod = ThresholdMethod.OTSU
-    cell_channel: Channel = Channel.SATURATION
+    cell_channel: Channel = Channel.LAB_B
     cell_method: ThresholdMethod = ThresholdMethod.TRIANGLE
     background: Background = Background.AUTO
     min_size: int = 64
+    split_solidity: float = 0.9
     refiner: Refiner = Refiner.NONE
     refiner_model: str = ""
 
@@ -88,6 +89,7 @@ class FeaturesConfig:
     input_size: int = 0
     batch_size: int = 32
     mask_background: bool = True
+    threads: int = 0
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class HeadsConfig:
     fine_tune_learning_rate: float = 1e-5
     input_size: int = 0
     validation_fraction: float = 0.15
+    mask_background: bool = False
     mixed_precision: bool = False
 
 

@@ -51,3 +51,11 @@ class Refiner(str, Enum):
 
     NONE = "none"
     UNET = "unet"
+
+
+class QCFlag(str, Enum):
+    """Why a segmentation is degenerate; the measurements of a flagged cell are NaN or zero."""
+
+    BLANK_IMAGE = "blank_image"
+    NO_CELL = "no_cell"
+    NO_NUCLEUS = "no_nucleus"

@@ -1,0 +1,64 @@
+"""Contour overlays and the montage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from leukoscope.segmentation.overlay import (
+    CELL_COLOUR,
+    NUCLEUS_COLOUR,
+    cell_window,
+    contour_width,
+    draw_overlay,
+    montage,
+)
+
+
+def _labels(size: int = 30) -> np.ndarray:
+    labels = np.zeros((size, size), np.uint8)
+    labels[5:25, 5:25] = 1
+    labels[10:20, 10:20] = 2
+    return labels
+
+
+def test_outlines_lie_on_the_region_borders_in_two_colours():
+    image = np.full((30, 30, 3), 100, np.uint8)
+    out = draw_overlay(image, _labels())
+    assert contour_width((30, 30)) == 1
+    assert tuple(out[5, 12]) == CELL_COLOUR  # top edge of the cell
+    assert tuple(out[10, 15]) == NUCLEUS_COLOUR  # top edge of the nucleus
+    assert tuple(out[15, 15]) == (100, 100, 100)  # inside the nucleus: untouched
+    assert tuple(out[2, 2]) == (100, 100, 100)  # background: untouched
+    changed = np.any(out != image, axis=2)
+    assert changed.sum() == 4 * 19 + 4 * 9  # one-pixel rings of 20x20 and 10x10 squares
+    assert np.array_equal(image, np.full((30, 30, 3), 100, np.uint8))  # input not modified
+
+
+def test_empty_labels_give_the_image_back():
+    image = np.random.default_rng(0).integers(0, 256, (12, 12, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(draw_overlay(image, np.zeros((12, 12), np.uint8)), image)
+
+
+def test_size_mismatch_is_refused():
+    with pytest.raises(ValueError, match="must match"):
+        draw_overlay(np.zeros((10, 10, 3), np.uint8), np.zeros((10, 12), np.uint8))
+
+
+def test_cell_window_is_a_square_with_margin():
+    rows, cols = cell_window(_labels(), margin=0.25)
+    # cell 20x20 centred at 15: half side 20 * 0.75 = 15 -> rows 0..30
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (0, 30, 0, 30)
+    assert cell_window(np.zeros((5, 5), np.uint8)) == (slice(None), slice(None))
+
+
+def test_montage_grid_and_captions():
+    tiles = [np.full((20, 10, 3), v, np.uint8) for v in (50, 100, 150)]
+    sheet = montage(tiles, captions=["ALL", "HEM", ""], tile_size=16, columns=2)
+    assert sheet.shape == (32, 32, 3)
+    # second tile (8 wide after scaling 20x10 -> 16x8) is centred in the top-right square
+    assert tuple(sheet[15, 16 + 4 + 3]) == (100, 100, 100)
+    assert not sheet[16:, 16:].any()  # the fourth square is empty
+    assert montage([], tile_size=8).shape == (8, 8, 3)
+    with pytest.raises(ValueError, match="one per tile"):
+        montage(tiles, captions=["x"])
