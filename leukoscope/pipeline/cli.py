@@ -45,6 +45,13 @@ OVERRIDES = {
     "weights": "features.weights",
     "refiner": "segmentation.refiner",
     "refiner_model": "segmentation.refiner_model",
+    "protocol": "compare.protocol",
+    "folds": "compare.folds",
+    "models": "compare.models",
+    "feature_sets": "compare.feature_sets",
+    "hybrid_pca": "compare.hybrid_pca",
+    "bootstrap": "compare.bootstrap",
+    "heads": "heads.backbones",
 }
 
 
@@ -90,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     }
     for name, text in helps.items():
         _add_run_options(sub.add_parser(name, help=text, description=text))
+    compare = sub.choices["compare"]
+    compare.add_argument("--protocol", help="evaluation: auto, official, group-cv, stratified-cv")
+    compare.add_argument("--folds", type=int, help="outer cross-validation folds")
+    compare.add_argument("--models", help="comma-separated: svm, logreg, rf, knn, xgboost")
+    compare.add_argument("--feature-sets", dest="feature_sets", help="comma-separated: handcrafted, cnn, hybrid, head")
+    compare.add_argument("--hybrid-pca", dest="hybrid_pca", type=int, help="PCA components of the embedding part of hybrid sets (0: none)")
+    compare.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals")
+    compare.add_argument("--heads", help="backbones to fine-tune sigmoid heads for: comma-separated, 'all' or 'none'")
     return parser
 
 
@@ -181,6 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger().setLevel(logging.WARNING)
         run = run_stage(args.command, config)
         print(f"done: results in {run.path}")
+        if args.command == "compare":
+            for name in ("report.html", "report.md", "results.csv"):
+                print(f"  {run.path / 'compare' / name}")
         return 0
     except (ConfigError, DatasetError, ValueError) as exc:
         print(f"leukoscope: error: {exc}", file=sys.stderr)
