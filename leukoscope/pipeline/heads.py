@@ -62,7 +62,7 @@ from leukoscope.pipeline.embeddings import (
     set_keras_threads,
 )
 from leukoscope.pipeline.features import SEGMENTATION_STAGE
-from leukoscope.pipeline.report import _render
+from leukoscope.pipeline.figures import figure_to_array
 from leukoscope.pipeline.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -249,7 +249,7 @@ def learning_curve(history: pd.DataFrame, title: str) -> np.ndarray:
     ax.set_title(title)
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    return _render(fig)
+    return figure_to_array(fig)
 
 
 def train_backbone(config: Config, run: RunDir, samples: pd.DataFrame, backbone: str,

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
@@ -23,6 +22,7 @@ from leukoscope.classifiers.choices import Protocol
 from leukoscope.classifiers.metrics import METRICS, confusion_matrix
 from leukoscope.pipeline.atomic import write_png, write_text
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.figures import figure_to_array
 
 PAPER_TABLE1 = pd.DataFrame(
     [
@@ -69,12 +69,6 @@ class Block:
 
 
 # -- figures --------------------------------------------------------------------------------
-def _render(fig: Figure) -> np.ndarray:
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-
 def _best_per_feature_set(results: pd.DataFrame) -> pd.DataFrame:
     ranked = results.sort_values("balanced_accuracy", ascending=False, na_position="last", kind="stable")
     return ranked.drop_duplicates(["feature_set", "protocol"])
@@ -123,7 +117,7 @@ def confusion_grid(
         ax.set_ylabel("true", fontsize=7)
         ax.set_title(f"{row['model']} / {row['feature_set']}", fontsize=7)
     fig.tight_layout()
-    return _render(fig), f"Confusion matrices ({shown}); rows true, columns predicted."
+    return figure_to_array(fig), f"Confusion matrices ({shown}); rows true, columns predicted."
 
 
 def roc_figure(results: pd.DataFrame, predictions: pd.DataFrame) -> tuple[np.ndarray, str]:
@@ -141,7 +135,7 @@ def roc_figure(results: pd.DataFrame, predictions: pd.DataFrame) -> tuple[np.nda
     ax.set_ylabel("sensitivity (ALL found)")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    return _render(fig), "ROC curves of the best model (balanced accuracy) of each feature set."
+    return figure_to_array(fig), "ROC curves of the best model (balanced accuracy) of each feature set."
 
 
 # -- report ---------------------------------------------------------------------------------
