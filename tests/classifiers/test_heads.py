@@ -121,6 +121,7 @@ def _separable(n: int, seed: int):
     return pooled, pooled + rng.normal(scale=0.1, size=pooled.shape).astype(np.float32), y
 
 
+@pytest.mark.slow
 def test_pooled_head_learns_and_is_deterministic_with_a_seed():
     pooled, mirrored, y = _separable(80, 0)
     val = _separable(20, 1)

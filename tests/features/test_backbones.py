@@ -93,6 +93,7 @@ def test_extractor_pools_the_last_feature_map():
     assert (pooled["max"] >= pooled["avg"] - 1e-6).all()
 
 
+@pytest.mark.slow
 def test_efficientnet_weight_file_gets_keras_imagenet_input_scaling(tmp_path):
     """Keras divides EfficientNet's normalised input by sqrt(std) when it loads ImageNet weights."""
     import keras
