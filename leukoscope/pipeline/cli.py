@@ -20,6 +20,8 @@ from leukoscope import __version__
 from leukoscope.pipeline.config import Config, ConfigError, load_config
 from leukoscope.pipeline.datasets import DatasetError, load_dataset
 from leukoscope.pipeline.parallel import parallel_map
+from leukoscope.pipeline.refiner import add_parser as add_train_refiner_parser
+from leukoscope.pipeline.refiner import run_from_args as train_refiner_from_args
 from leukoscope.pipeline.rundir import RunDir, sha256_file
 
 log = logging.getLogger("leukoscope")
@@ -105,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--hybrid-pca", dest="hybrid_pca", type=int, help="PCA components of the embedding part of hybrid sets (0: none)")
     compare.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals")
     compare.add_argument("--heads", help="backbones to fine-tune sigmoid heads for: comma-separated, 'all' or 'none'")
+    add_train_refiner_parser(sub)
     return parser
 
 
@@ -191,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 seed=args.seed, jobs=args.jobs, quiet=args.quiet)
             print(f"demo dataset written to {top} (expert masks in {args.out_dir / 'masks'})")
             return 0
+        if args.command == "train-refiner":
+            return train_refiner_from_args(args, argv)
         config = resolve_config(args)
         if config.run.quiet:
             logging.getLogger().setLevel(logging.WARNING)

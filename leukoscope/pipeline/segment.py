@@ -32,6 +32,7 @@ from leukoscope.pipeline.config import Config, SegmentationConfig
 from leukoscope.pipeline.groundtruth import MISSING, ExpertMaskError, MaskMatch, match_masks, read_expert_mask
 from leukoscope.pipeline.imageio import ImageReadError, read_image
 from leukoscope.pipeline.parallel import parallel_map
+from leukoscope.pipeline.refiner import refine_segmentation, refiner_info, refiner_model_path
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.segmentation.cell import segment_cell
 from leukoscope.segmentation.choices import QCFlag
@@ -98,8 +99,10 @@ def _score(job: _Job, image_shape: tuple[int, ...], labels: np.ndarray) -> tuple
     return {"mask_status": MASK_OK, **label_scores(labels, truth)}, []
 
 
-def _segment_one(job: _Job, *, options: dict[str, Any], folder: str, evaluate: bool, in_worker: bool) -> _Outcome:
-    """Segment one image, write its mask and overlay, return its table row (worker side)."""
+def _segment_one(job: _Job, *, options: dict[str, Any], folder: str, evaluate: bool, in_worker: bool,
+                 refiner: str = "") -> _Outcome:
+    """Segment one image (and refine it with the ``refiner`` model file, if any), write its mask
+    and overlay, return its table row (worker side)."""
     if in_worker:
         cv2.setNumThreads(1)  # one process per core already: OpenCV's own threads would oversubscribe
     name = Path(job.path).name
@@ -112,9 +115,12 @@ def _segment_one(job: _Job, *, options: dict[str, Any], folder: str, evaluate: b
         colour = ", ".join(str(int(v)) for v in image[0, 0])
         reason = f"'{name}' is blank (every pixel is about RGB {colour}); there is no cell to segment"
         return _Outcome(None, [{"path": job.path, "reason": reason}])
+    picture = image
+    if refiner:  # the overlay then shows the threshold outlines under the refined ones
+        result, picture = refine_segmentation(refiner, image, result, min_size=options["min_size"])
     write_png(result.labels, Path(folder) / "masks" / f"{job.sample_id}.png")
     window = cell_window(result.labels)
-    write_png(draw_overlay(image[window], result.labels[window]), Path(folder) / "overlays" / f"{job.sample_id}.png")
+    write_png(draw_overlay(picture[window], result.labels[window]), Path(folder) / "overlays" / f"{job.sample_id}.png")
     row: dict[str, Any] = {"sample_id": job.sample_id, **result.measurements()}
     rejected: list[dict[str, str]] = []
     if evaluate:
@@ -240,8 +246,9 @@ def run_segment(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
     else:
         jobs = [_Job(s, p, NO_MASK) for s, p in zip(samples["sample_id"], paths)]
         mask_of = {}
+    refiner = refiner_model_path(config.segmentation)
     worker = functools.partial(_segment_one, options=segmentation_options(config.segmentation), folder=str(folder),
-                               evaluate=evaluate, in_worker=config.run.jobs > 1)
+                               evaluate=evaluate, in_worker=config.run.jobs > 1, refiner=refiner)
     rows, rejected = [], []
     for outcome in parallel_map(worker, jobs, jobs=config.run.jobs, backend=config.run.backend,
                                 scheduler=config.run.scheduler, desc="segment", quiet=config.run.quiet):
@@ -264,6 +271,8 @@ def run_segment(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
     _write_montage(table, folder)
     flagged = int((table["qc_flag"] != "").sum())
     info: dict[str, Any] = {"segmented": len(table), "rejected": len(samples) - len(table), "qc_flagged": flagged}
+    if refiner:
+        info["refiner"] = refiner_info(refiner)
     if evaluate:
         summary = summarize(table, method=method_name(config))
         write_csv(summary, folder / "summary.csv")

@@ -25,7 +25,9 @@ def _inner_boundary(mask: np.ndarray, width: int) -> np.ndarray:
     return (mask != 0) & (eroded == 0)
 
 
-def draw_overlay(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def draw_overlay(
+    image: np.ndarray, labels: np.ndarray, *, colours: tuple[tuple[int, int, int], tuple[int, int, int]] = (CELL_COLOUR, NUCLEUS_COLOUR)
+) -> np.ndarray:
     """The image with the cell outline in cyan and the nucleus outline in yellow.
 
     Parameters
@@ -34,6 +36,8 @@ def draw_overlay(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
         The RGB image.
     labels : (H, W) uint8 ndarray
         0 background, 1 cytoplasm, 2 nucleus.
+    colours : ((R, G, B), (R, G, B))
+        Outline colours of the cell and of the nucleus.
 
     Returns
     -------
@@ -52,8 +56,8 @@ def draw_overlay(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     box = (slice(top, top + box_height), slice(left, left + box_width))  # outlines lie inside the cell
     width = contour_width(labels.shape)
     window, region = out[box], labels[box]
-    window[_inner_boundary(region > 0, width)] = CELL_COLOUR
-    window[_inner_boundary(region == 2, width)] = NUCLEUS_COLOUR
+    window[_inner_boundary(region > 0, width)] = colours[0]
+    window[_inner_boundary(region == 2, width)] = colours[1]
     return out
 
 

@@ -1,0 +1,79 @@
+import dataclasses
+
+import numpy as np
+import pytest
+
+from leukoscope.segmentation.cell import segment_cell
+from leukoscope.segmentation.refine import model_side, refine_labels, refine_result, tidy_labels
+from leukoscope.segmentation.unet import build_unet
+
+from .test_unet import cell_image, disc_labels
+
+
+@pytest.fixture(scope="module")
+def untrained():
+    """An untrained refiner returns its threshold input (see build_unet)."""
+    return build_unet(side=32, depth=2, width=4)
+
+
+def test_untrained_refiner_keeps_clean_threshold_labels(untrained):
+    assert model_side(untrained) == 32
+    labels = [disc_labels(64, 24, 10), disc_labels(48, 18, 8)[:, 4:44]]  # square and 48x40
+    images = [cell_image(lab) for lab in labels]
+    refined = refine_labels(untrained, images, labels, min_size=16, batch_size=1)
+    for lab, out in zip(labels, refined):
+        assert out.shape == lab.shape and out.dtype == np.uint8
+        np.testing.assert_array_equal(out, lab)  # nothing changed: the full-resolution labels stay
+
+
+def test_empty_threshold_mask_still_gives_a_label_mask(untrained):
+    image = cell_image(disc_labels(40, 15, 6))
+    (out,) = refine_labels(untrained, [image], [np.zeros((40, 40), dtype=np.uint8)])
+    assert out.shape == (40, 40) and out.dtype == np.uint8
+    assert set(np.unique(out)) <= {0, 1, 2}
+
+
+def test_batches_give_the_same_result_as_single_images(untrained):
+    labels = [disc_labels(32, r, r // 2) for r in (8, 10, 12)]
+    images = [cell_image(lab) for lab in labels]
+    one = refine_labels(untrained, images, labels, batch_size=1, min_size=4)
+    many = refine_labels(untrained, images, labels, batch_size=3, min_size=4)
+    for a, b in zip(one, many):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mismatched_inputs_are_refused(untrained):
+    with pytest.raises(ValueError, match="2 images but 1 label masks"):
+        refine_labels(untrained, [cell_image(disc_labels(8, 3, 1))] * 2, [disc_labels(8, 3, 1)])
+
+
+def test_tidy_labels_keeps_the_central_cell_and_its_nucleus():
+    labels = np.zeros((12, 12), dtype=np.uint8)
+    labels[3:9, 3:9] = 1
+    labels[5:7, 5:7] = 2
+    labels[4, 4] = 0  # a hole in the cell
+    labels[0:2, 10:12] = 2  # a stray "nucleus" outside the cell, 4 pixels
+    labels[11, 0] = 1  # a speck
+    out = tidy_labels(labels, min_size=8)
+    expected = np.zeros((12, 12), dtype=np.uint8)
+    expected[3:9, 3:9] = 1
+    expected[5:7, 5:7] = 2
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_tidy_labels_of_nothing_is_empty():
+    assert not tidy_labels(np.zeros((5, 5), dtype=np.uint8), min_size=4).any()
+
+
+def test_refine_result_recomputes_the_qc_flag(untrained):
+    labels = disc_labels(32, 12, 5)
+    image = cell_image(labels)
+    result = segment_cell(image, background="smear", min_size=4)
+    missed = dataclasses.replace(result, labels=np.zeros_like(labels), qc_flag="no_cell")
+    refined = refine_result(untrained, image, missed, min_size=4)
+    assert refined.qc_flag == "no_cell" and not refined.labels.any()  # untrained: nothing to add
+    kept = refine_result(untrained, image, dataclasses.replace(result, labels=labels), min_size=4)
+    assert kept.qc_flag == "" and kept.cell_threshold == result.cell_threshold
+    no_nucleus = refine_result(untrained, image, dataclasses.replace(result, labels=(labels > 0).astype(np.uint8)),
+                               min_size=4)
+    assert no_nucleus.qc_flag == "no_nucleus"
