@@ -29,12 +29,11 @@ CIEDE2000 color-difference formula. Color Res. Appl. 30(1), 21-30. doi:10.1002/c
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from leukoscope.features.choices import Family
 from leukoscope.features.columns import Column
-from leukoscope.features.regions import CYTOPLASM, NUCLEUS, Region, check_inputs
+from leukoscope.features.regions import CYTOPLASM, NUCLEUS, CellImage, Region, label_histograms
 
 REGIONS = (Region.NUCLEUS, Region.CYTOPLASM, Region.CELL)
 #: Per-region feature -> (description, unit).
@@ -96,13 +95,14 @@ def colour_features(image: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         The 22 :data:`COLUMNS`; hue NaN without saturated pixels, all NaN for a region of
         fewer than two pixels.
     """
-    check_inputs(image, labels)
-    if image.size:  # OpenCV's integer conversions of the whole crop; label 0 is dropped below
-        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV_FULL)
-        lab = cv2.cvtColor(image, cv2.COLOR_RGB2Lab)
-    else:
-        hsv = lab = image
-    label = labels.ravel().astype(np.intp)
+    return measure_colour(CellImage(image, labels))
+
+
+def measure_colour(cell: CellImage) -> dict[str, float]:
+    """:func:`colour_features` of a :class:`~leukoscope.features.regions.CellImage`."""
+    # OpenCV's integer conversions of the whole crop; label 0 is dropped below
+    image, hsv, lab = cell.image, cell.hsv, cell.lab
+    label = cell.labels.ravel().astype(np.intp)
     code = label * 256
     hue, saturation = hsv[..., 0].ravel(), hsv[..., 1].ravel()
     lightness, lab_a, lab_b = (lab[..., k].ravel() for k in range(3))
@@ -111,8 +111,8 @@ def colour_features(image: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     blue_ratio = np.divide(flat[:, 2], channel_sum, out=np.full(len(flat), 1 / 3), where=channel_sum > 0)
     chroma = _CHROMA[lab_a.astype(np.intp) * 256 + lab_b]
     # per label: histograms of the 8-bit codes, saturation summed per hue code, chroma and blueness sums
-    histograms = [np.bincount(code + c, minlength=3 * 256).reshape(3, 256)
-                  for c in (saturation, lightness, lab_a, lab_b)]
+    histograms = [label_histograms(cell.labels, values, channel=k) for values, k in ((hsv, 1), (lab, 0), (lab, 1),
+                                                                                     (lab, 2))]
     saturation_by_hue = np.bincount(code + hue, weights=_UNIT[saturation], minlength=3 * 256).reshape(3, 256)
     sums = [np.bincount(label, weights=w, minlength=3) for w in (chroma, blue_ratio)]
     saturation, lightness, lab_a, lab_b, weight_by_hue, chroma, blue = (

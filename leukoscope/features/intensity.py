@@ -1,7 +1,7 @@
 """First-order intensity statistics of each region, per colour channel.
 
 Every statistic is computed exactly from the region's 256-bin histogram of each 8-bit
-channel, so one ``np.bincount`` over the cell serves all regions, channels and statistics.
+channel, so one histogram per channel over the cell serves all regions and statistics.
 Channels: grey (BT.601 luma), red, green, blue, and CIE L*a*b* (D65, OpenCV's 8-bit
 conversion rescaled to L* in 0..100 and a*, b* in -128..127).
 
@@ -17,12 +17,11 @@ NaN for a channel that is constant over the region (undefined, not zero).
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from leukoscope.features.choices import Family
 from leukoscope.features.columns import Column
-from leukoscope.features.regions import CYTOPLASM, NUCLEUS, Region, check_inputs, to_gray
+from leukoscope.features.regions import CYTOPLASM, NUCLEUS, CellImage, Region, label_histograms
 
 #: Channel name -> (description, unit, scale, offset) mapping 8-bit codes to the reported values.
 CHANNELS: dict[str, tuple[str, str, float, float]] = {
@@ -72,25 +71,21 @@ COLUMNS: tuple[Column, ...] = tuple(
 )
 
 
-def channel_histograms(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def channel_histograms(cell: CellImage) -> np.ndarray:
     """256-bin histograms of every channel over every region.
 
     Parameters
     ----------
-    image : (H, W, 3) uint8 ndarray
-    labels : (H, W) uint8 ndarray
-        0 background, 1 cytoplasm, 2 nucleus.
+    cell : CellImage
+        The cell's image and labels.
 
     Returns
     -------
     hist : (7, 3, 256) int64 ndarray
         Channels in :data:`CHANNELS` order; regions in :data:`REGIONS` order.
     """
-    lab = cv2.cvtColor(image, cv2.COLOR_RGB2Lab) if image.size else image
-    base = labels.ravel().astype(np.intp) * 256
-    channels = [to_gray(image), image[..., 0], image[..., 1], image[..., 2],
-                lab[..., 0], lab[..., 1], lab[..., 2]]
-    hist = np.stack([np.bincount(base + c.ravel(), minlength=3 * 256).reshape(3, 256) for c in channels])
+    hist = np.stack([cell.gray_histograms] + [label_histograms(cell.labels, values, channel=k)
+                                              for values in (cell.image, cell.lab) for k in range(3)])
     return np.stack([hist[:, NUCLEUS], hist[:, CYTOPLASM], hist[:, CYTOPLASM] + hist[:, NUCLEUS]], axis=1)
 
 
@@ -156,8 +151,12 @@ def intensity_features(image: np.ndarray, labels: np.ndarray) -> dict[str, float
     dict of str to float
         The 252 :data:`COLUMNS` (region -> channel -> statistic), NaN where undefined.
     """
-    check_inputs(image, labels)
-    stats = histogram_stats(channel_histograms(image, labels))
+    return measure_intensity(CellImage(image, labels))
+
+
+def measure_intensity(cell: CellImage) -> dict[str, float]:
+    """:func:`intensity_features` of a :class:`~leukoscope.features.regions.CellImage`."""
+    stats = histogram_stats(channel_histograms(cell))
     table = np.stack([stats[stat] for stat in STATS])  # (stat, channel, region)
     for i, stat in enumerate(STATS):
         if stat == "std":

@@ -46,7 +46,7 @@ import numpy as np
 
 from leukoscope.features.choices import Family
 from leukoscope.features.columns import Column
-from leukoscope.features.regions import Region, check_inputs, region_mask
+from leukoscope.features.regions import CellImage, Region, region_mask
 
 REGIONS = (Region.NUCLEUS, Region.CELL)
 SMOOTHING_POINTS = 11
@@ -202,7 +202,12 @@ def morphology_features(image: np.ndarray, labels: np.ndarray) -> dict[str, floa
     dict of str to float
         One value per :data:`COLUMNS` name; NaN for regions with fewer than two pixels.
     """
-    check_inputs(image, labels)
+    return measure_morphology(CellImage(image, labels))
+
+
+def measure_morphology(cell: CellImage) -> dict[str, float]:
+    """:func:`morphology_features` of a :class:`~leukoscope.features.regions.CellImage`."""
+    labels = cell.labels
     out: dict[str, float] = {}
     for region in REGIONS:
         for name, value in shape_features(region_mask(labels, region)).items():

@@ -19,14 +19,14 @@ import pandas as pd
 from leukoscope.features import colour, haralick, intensity, morphology
 from leukoscope.features.choices import Family
 from leukoscope.features.columns import Column
-from leukoscope.features.regions import Region, RegionStatus, check_inputs, crop_to_cell, region_statuses, to_gray
+from leukoscope.features.regions import CellImage, Region, RegionStatus, check_inputs, crop_to_cell, region_statuses
 
 DICTIONARY_COLUMNS = ["name", "family", "region", "description", "unit"]
 
 
 @dataclass(frozen=True)
 class FamilySpec:
-    """One family: its declared columns and the pure function that computes them.
+    """One family: its declared columns and the pure functions that compute them.
 
     Attributes
     ----------
@@ -34,23 +34,29 @@ class FamilySpec:
     columns : tuple of Column
         Declared before any computation, in CSV order.
     compute : callable
-        ``compute(image, labels, **options) -> dict[str, float]``.
+        The public function, ``compute(image, labels, **options) -> dict[str, float]``.
+    measure : callable
+        The same on a :class:`~leukoscope.features.regions.CellImage`, whose colour
+        conversions and histograms the families share: ``measure(cell, **options)``.
     options : tuple of str
-        Names of the :func:`compute_features` keyword options the function takes.
+        Names of the :func:`compute_features` keyword options the functions take.
     """
 
     family: Family
     columns: tuple[Column, ...]
     compute: Callable[..., dict[str, float]]
+    measure: Callable[..., dict[str, float]]
     options: tuple[str, ...] = ()
 
 
 FAMILIES: dict[Family, FamilySpec] = {
-    Family.INTENSITY: FamilySpec(Family.INTENSITY, intensity.COLUMNS, intensity.intensity_features),
+    Family.INTENSITY: FamilySpec(Family.INTENSITY, intensity.COLUMNS, intensity.intensity_features,
+                                 intensity.measure_intensity),
     Family.HARALICK: FamilySpec(Family.HARALICK, haralick.COLUMNS, haralick.haralick_features,
-                                options=("distance", "levels")),
-    Family.MORPHOLOGY: FamilySpec(Family.MORPHOLOGY, morphology.COLUMNS, morphology.morphology_features),
-    Family.COLOUR: FamilySpec(Family.COLOUR, colour.COLUMNS, colour.colour_features),
+                                haralick.measure_haralick, options=("distance", "levels")),
+    Family.MORPHOLOGY: FamilySpec(Family.MORPHOLOGY, morphology.COLUMNS, morphology.morphology_features,
+                                  morphology.measure_morphology),
+    Family.COLOUR: FamilySpec(Family.COLOUR, colour.COLUMNS, colour.colour_features, colour.measure_colour),
 }
 
 
@@ -145,14 +151,14 @@ def compute_features(
     """
     check_inputs(image, labels)
     check_options(haralick_distance=haralick_distance, haralick_levels=haralick_levels)
-    image, labels = crop_to_cell(image, labels)
-    statuses = region_statuses(to_gray(image), labels)
+    cell = CellImage(*crop_to_cell(image, labels))
+    statuses = region_statuses(cell)
     options = {"distance": haralick_distance, "levels": haralick_levels}
     values: dict[str, float] = {}
     flags: list[str] = []
     for family in resolve_families(families):
         spec = FAMILIES[family]
-        result = spec.compute(image, labels, **{name: options[name] for name in spec.options})
+        result = spec.measure(cell, **{name: options[name] for name in spec.options})
         values.update(result)
         flags.extend(_qc_flag(spec, result, statuses))
     return FeatureResult(values, ";".join(flags))

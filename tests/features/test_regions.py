@@ -2,10 +2,13 @@ import numpy as np
 import pytest
 
 from leukoscope.features.regions import (
+    CellImage,
     Region,
     RegionStatus,
     check_inputs,
     crop_to_cell,
+    joint_histogram,
+    label_histograms,
     region_mask,
     region_statuses,
 )
@@ -38,10 +41,41 @@ def test_crop_to_cell_keeps_one_pixel_margin_inside_the_image():
 
 def test_region_masks_and_statuses():
     labels = np.array([[0, 1, 1], [0, 2, 0]], np.uint8)
-    gray = np.array([[9, 5, 5], [9, 7, 9]], np.uint8)
+    image = np.repeat(np.array([[9, 5, 5], [9, 7, 9]], np.uint8)[..., None], 3, axis=2)  # grey = these values
     assert region_mask(labels, Region.CELL).sum() == 3
     assert region_mask(labels, Region.NUCLEUS).sum() == 1
-    statuses = region_statuses(gray, labels)
+    statuses = region_statuses(CellImage(image, labels))
     assert statuses == {Region.NUCLEUS: RegionStatus.ONE_PIXEL, Region.CYTOPLASM: RegionStatus.FLAT,
                         Region.CELL: RegionStatus.OK}
-    assert region_statuses(gray, np.zeros_like(labels))[Region.CELL] is RegionStatus.EMPTY
+    assert region_statuses(CellImage(image, np.zeros_like(labels)))[Region.CELL] is RegionStatus.EMPTY
+
+
+def test_joint_histogram_counts_pairs_like_bincount():
+    rng = np.random.default_rng(0)
+    first = rng.integers(0, 3, (40, 50)).astype(np.uint16)
+    second = rng.integers(0, 700, (40, 50)).astype(np.uint16)
+    expected = np.bincount(first.ravel().astype(int) * 700 + second.ravel(), minlength=3 * 700).reshape(3, 700)
+    np.testing.assert_array_equal(joint_histogram(first, second, bins=(3, 700)), expected)
+    # strided views (as the Haralick pairs use) and empty arrays
+    np.testing.assert_array_equal(joint_histogram(first[1:, ::2], first[:-1, 1::2], bins=(3, 3)).sum(), 39 * 25)
+    assert joint_histogram(first[:0], first[:0], bins=(3, 4)).shape == (3, 4)
+
+
+def test_label_histograms_hand_counted():
+    labels = np.array([[0, 1, 1], [0, 2, 0]], np.uint8)
+    channel = np.array([[9, 5, 5], [9, 7, 255]], np.uint8)
+    hist = label_histograms(labels, channel)
+    assert hist.shape == (3, 256) and hist.dtype == np.int64
+    assert hist[0, 9] == 2 and hist[0, 255] == 1 and hist[1, 5] == 2 and hist[2, 7] == 1 and hist.sum() == 6
+    rgb = np.dstack([channel // 2, channel, np.zeros_like(channel)])
+    np.testing.assert_array_equal(label_histograms(labels, rgb, channel=1), hist)
+    assert label_histograms(labels, rgb, channel=2)[:, 0].tolist() == [3, 2, 1]
+
+
+def test_cell_image_converts_once_and_checks_its_inputs():
+    image = np.full((4, 5, 3), 200, np.uint8)
+    cell = CellImage(image, np.ones((4, 5), np.uint8))
+    assert cell.gray is cell.gray and cell.lab is cell.lab and cell.hsv is cell.hsv
+    assert cell.gray_histograms[1, 200] == 20
+    with pytest.raises(ValueError, match="4x4 but the image is 4x5"):
+        CellImage(image, np.ones((4, 4), np.uint8))

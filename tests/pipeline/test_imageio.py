@@ -24,6 +24,28 @@ def test_rgb_round_trip(tmp_path, suffix):
     np.testing.assert_array_equal(got, image)
 
 
+@pytest.mark.parametrize("width", [37, 38, 39, 40])  # every row padding of 24-bit BMP rows
+def test_plain_bmp_reads_like_pil_bottom_up_and_top_down(tmp_path, width):
+    image = _rgb(21, width)
+    path = tmp_path / "a.bmp"
+    Image.fromarray(image).save(path)  # PIL writes bottom-up rows
+    np.testing.assert_array_equal(read_image(path), image)
+    data = bytearray(path.read_bytes())
+    offset, stride = int.from_bytes(data[10:14], "little"), (3 * width + 3) & ~3
+    rows = [data[offset + k * stride: offset + (k + 1) * stride] for k in range(21)]
+    data[22:26] = (-21).to_bytes(4, "little", signed=True)  # negative height: top-down rows
+    data[offset:] = b"".join(reversed(rows))
+    path.write_bytes(bytes(data))
+    np.testing.assert_array_equal(read_image(path), image)
+
+
+def test_other_bmp_kinds_fall_back_to_pil(tmp_path):
+    image = _rgb()
+    Image.fromarray(image).convert("P").save(tmp_path / "p.bmp")  # 8-bit palette
+    expected = np.asarray(Image.open(tmp_path / "p.bmp").convert("RGB"))
+    np.testing.assert_array_equal(read_image(tmp_path / "p.bmp"), expected)
+
+
 def test_opaque_rgba_drops_alpha(tmp_path):
     image = np.dstack([_rgb(), np.full((32, 40), 255, np.uint8)])
     Image.fromarray(image, "RGBA").save(tmp_path / "a.png")
@@ -77,7 +99,7 @@ def _write_bad(tmp_path, kind):
     [
         ("empty", r"empty \(0 bytes\)"),
         ("text", "not a readable image"),
-        ("truncated", "not a readable image or is truncated"),
+        ("truncated", "is truncated"),
         ("gray", "is grayscale"),
         ("rgba", "RGBA with transparent pixels"),
         ("16bit", "uint16 pixels"),
