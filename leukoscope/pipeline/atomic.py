@@ -1,8 +1,14 @@
-"""Write files so that a reader never sees half of one: temporary name, then rename."""
+"""Write files so that a reader never sees half of one: temporary name, then rename.
+
+A process killed outright (SIGKILL, power loss) can leave a temporary file
+(``.<name>.tmp-<pid>``) but never a half-written target; :func:`remove_leftovers` deletes
+such files when the next run starts.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -32,6 +38,25 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def remove_leftovers(folder: str | Path) -> int:
+    """Delete the temporary files a killed run left anywhere below ``folder``.
+
+    A run directory serves one run at a time, so every temporary file found when a run
+    starts belongs to a run that died before renaming it.
+
+    Returns
+    -------
+    int
+        Number of files deleted.
+    """
+    removed = 0
+    for leftover in Path(folder).rglob(f".*{TMP_MARK}*"):
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def write_text(text: str, target: str | Path) -> None:
     """Atomically write ``text`` (UTF-8) to ``target``."""
     with atomic_path(target) as tmp:
@@ -49,8 +74,8 @@ def write_csv(frame: pd.DataFrame, target: str | Path) -> None:
         frame.to_csv(tmp, index=False, float_format="%.10g", lineterminator="\n")
 
 
-def write_png(image: np.ndarray, target: str | Path) -> None:
-    """Atomically write a uint8 array of shape (H, W) or (H, W, 3) as PNG."""
+def write_png(image: np.ndarray, target: str | Path) -> str:
+    """Atomically write a uint8 array of shape (H, W) or (H, W, 3) as PNG; return the file's SHA-256."""
     import cv2
 
     image = np.asarray(image)
@@ -61,5 +86,7 @@ def write_png(image: np.ndarray, target: str | Path) -> None:
     ok, buffer = cv2.imencode(".png", image)
     if not ok:  # pragma: no cover - cv2 only fails on impossible shapes
         raise ValueError(f"could not encode '{target}' as PNG (shape {image.shape})")
+    data = buffer.tobytes()
     with atomic_path(target) as tmp:
-        tmp.write_bytes(buffer.tobytes())
+        tmp.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()

@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from leukoscope import __version__
+from leukoscope.pipeline.atomic import remove_leftovers
 from leukoscope.pipeline.config import Config, ConfigError, load_config
-from leukoscope.pipeline.datasets import DatasetError, load_dataset
+from leukoscope.pipeline.datasets import DatasetError, load_dataset, missing_file_reason
 from leukoscope.pipeline.parallel import parallel_map
 from leukoscope.pipeline.refiner import add_parser as add_train_refiner_parser
 from leukoscope.pipeline.refiner import run_from_args as train_refiner_from_args
@@ -117,11 +118,14 @@ def resolve_config(args: argparse.Namespace) -> Config:
     return config.with_overrides({key: getattr(args, dest, None) for dest, key in OVERRIDES.items()})
 
 
-def _hash(path: str) -> str | None:
+def _hash(path: str) -> tuple[str, str]:
+    """SHA-256 of a file, or ``""`` and why it cannot be read."""
     try:
-        return sha256_file(path)
-    except OSError:
-        return None
+        return sha256_file(path), ""
+    except OSError as exc:
+        if not Path(path).exists():  # gone since loading, or a link that loops or leads nowhere
+            return "", missing_file_reason(Path(path))
+        return "", f"file cannot be read ({exc.strerror or exc}); check that you may read it"
 
 
 def prepare_run(config: Config, command: str) -> tuple[RunDir, pd.DataFrame]:
@@ -136,19 +140,21 @@ def prepare_run(config: Config, command: str) -> tuple[RunDir, pd.DataFrame]:
                       seed=config.data.demo_seed, jobs=config.run.jobs, quiet=config.run.quiet)
     loaded = load_dataset(data, config.data.dataset)
     run = RunDir(config.run.out)
+    if leftovers := remove_leftovers(run.path):
+        log.info("removed %d temporary files of an interrupted run in %s", leftovers, run.path)
     run.start(command, config.to_dict())
     samples = loaded.samples
     hashes = list(parallel_map(_hash, list(samples["path"]), jobs=config.run.jobs,
                                backend="threading", desc="hashing", quiet=config.run.quiet))
-    unreadable = [h is None for h in hashes]
+    unreadable = [bool(reason) for _, reason in hashes]
     rejected = list(loaded.rejected) + [
-        {"path": p, "stage": "load", "reason": "file cannot be read (permission or I/O error)"}
-        for p, bad in zip(samples["path"], unreadable) if bad
+        {"path": p, "stage": "load", "reason": reason} for p, (_, reason) in zip(samples["path"], hashes) if reason
     ]
-    samples = samples.assign(sha256=[h or "" for h in hashes])[[not u for u in unreadable]]
+    samples = samples.assign(sha256=[digest for digest, _ in hashes])[[not u for u in unreadable]]
     samples = samples.reset_index(drop=True)
     run.write_manifest(samples)
     run.ensure_rejected()
+    run.clear_rejected("load")  # the dataset was scanned anew
     if rejected:
         run.reject(rejected)
         log.warning("%d files could not be matched or read; see %s", len(rejected), run.rejected_path)

@@ -2,8 +2,9 @@
 
 ``run_compare(config, run, samples)`` runs the stages the run directory lacks (features, which
 runs segmentation itself, and the fine-tuned heads when ``config.heads.backbones`` is set),
-builds the feature sets, splits the labelled samples once under the configured protocol (the
-same folds for every feature set), tunes and tests each model on each split in parallel, adds
+builds the feature sets, splits the labelled samples that no stage rejected once under the
+configured protocol (the same folds for every feature set, and the same folds whatever bad files
+sat beside the good ones), tunes and tests each model on each split in parallel, adds
 the heads' predictions, and writes::
 
     RUN/compare/results.csv        one row per model x feature set x protocol, with 95 % CIs
@@ -120,6 +121,8 @@ def _missing_heads(config: Config, run: RunDir) -> list[str]:
 def ensure_inputs(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
     """Run the features stage (and segmentation through it) and the heads when their outputs are missing.
 
+    The heads train on the samples the earlier stages kept (see :meth:`RunDir.kept`).
+
     Raises
     ------
     EvaluationError
@@ -141,7 +144,7 @@ def ensure_inputs(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
         from leukoscope.pipeline.heads import run_heads
 
         log.info("compare: head predictions missing in %s; training the heads first", run.path)
-        run_heads(config, run, samples)
+        run_heads(config, run, run.kept(samples))
     absent = _missing_heads(config, run)
     if absent:
         raise EvaluationError(
@@ -317,9 +320,11 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
         message names the cause and the fix.
     """
     samples = samples.assign(subject=samples["subject"].fillna("").astype(str)).reset_index(drop=True)
+    resolve_protocol(samples, config.compare.protocol)  # fail before the costly stages when it cannot work
+    ensure_inputs(config, run, samples)
+    samples = run.kept(samples)  # folds over what the stages kept, so that bad files cannot shift them
     protocol = resolve_protocol(samples, config.compare.protocol)
     splits = list(iter_splits(samples, protocol=protocol, folds=config.compare.folds, seed=config.run.seed))
-    ensure_inputs(config, run, samples)
     labelled = samples[encode_labels(samples["label"]) >= 0]
     sets, counts = build_feature_sets(config, run, set(labelled["sample_id"]))
     parts = plan_parts(sets, splits, samples)

@@ -72,10 +72,23 @@ def parse_cnmc_name(name: str) -> tuple[str, str] | None:
 
 
 def make_sample_id(relative: str | Path) -> str:
-    """File-name-safe id from a path relative to the dataset root (``a/b/c.bmp`` -> ``a__b__c``)."""
+    """File-name-safe id from a path relative to the dataset root (``a/b/c.bmp`` -> ``a__b__c``).
+
+    Accents are dropped (``é`` -> ``e``); every other character outside ``A-Za-z0-9._-``
+    becomes ``_``, so the id is never empty, never holds a path separator and never starts
+    with a dot (``_`` is put before one).
+    """
     parts = Path(relative).with_suffix("").parts
-    ascii_parts = (unicodedata.normalize("NFKD", p).encode("ascii", "ignore").decode() for p in parts)
-    return "__".join(_UNSAFE.sub("_", p) for p in ascii_parts)
+    bare = ("".join(c for c in unicodedata.normalize("NFKD", p) if not unicodedata.combining(c)) for p in parts)
+    sample_id = "__".join(_UNSAFE.sub("_", p) for p in bare)
+    return sample_id if sample_id and not sample_id.startswith(".") else f"_{sample_id}"
+
+
+def missing_file_reason(path: Path) -> str:
+    """Why a listed file cannot be opened: it is gone, or is a symbolic link leading nowhere."""
+    if path.is_symlink():
+        return "file is a symbolic link that loops or points to nothing; replace it with the image or a working link"
+    return "file does not exist"
 
 
 def _is_image(path: Path) -> bool:
@@ -132,7 +145,7 @@ def _table(rows: list[dict[str, str]]) -> pd.DataFrame:
 def _row(root: Path, path: Path, label: str = "", subject: str = "", split: str = "") -> dict[str, str]:
     return {
         "sample_id": make_sample_id(path.relative_to(root)),
-        "path": str(path.resolve()),
+        "path": os.path.realpath(path),  # unlike Path.resolve, never raises on a symbolic-link loop
         "label": label,
         "subject": subject,
         "split": split,
@@ -324,7 +337,7 @@ def load_manifest(csv_path: str | Path) -> LoadedDataset:
             rejected.append({"path": raw, "stage": "load", "reason": f"{where}: label {record['label']!r} is not ALL/HEM (or all/hem, blast/normal, 1/0)"})
             continue
         if not path.is_file():
-            rejected.append({"path": str(path), "stage": "load", "reason": f"{where}: file does not exist"})
+            rejected.append({"path": str(path), "stage": "load", "reason": f"{where}: {missing_file_reason(path)}"})
             continue
         try:
             relative = path.resolve().relative_to(base)

@@ -412,6 +412,7 @@ def run_embeddings(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
     samples = samples.reset_index(drop=True)
     if config.features.mask_background:
         ensure_segmentation(config, run, samples)
+    run.clear_rejected(STAGE)
     for backbone in config.features.backbones:
         job = embedding_job(config, backbone, size=config.features.input_size,
                             mask_background=config.features.mask_background)

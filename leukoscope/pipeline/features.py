@@ -40,7 +40,7 @@ from leukoscope.features.registry import (
     resolve_families,
 )
 from leukoscope.features.regions import NUCLEUS
-from leukoscope.pipeline.atomic import TMP_MARK, atomic_path, write_csv
+from leukoscope.pipeline.atomic import atomic_path, remove_leftovers, write_csv
 from leukoscope.pipeline.cache import ResultCache
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.imageio import ImageReadError, read_image
@@ -214,13 +214,6 @@ def _write_rows(rows: Iterator[_Row], names: list[str], target: Path) -> dict[st
     return counts
 
 
-def _remove_leftovers(*folders: Path) -> None:
-    """Delete the temporary files a killed run left behind (a run folder serves one run at a time)."""
-    for folder in folders:
-        for leftover in folder.glob(f".*{TMP_MARK}*"):
-            leftover.unlink(missing_ok=True)
-
-
 def run_handcrafted(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
     """Compute the handcrafted families of every segmented sample and write the CSVs.
 
@@ -239,7 +232,7 @@ def run_handcrafted(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
         "columns": hashlib.sha256(",".join(names).encode()).hexdigest()[:16],
         "leukoscope": __version__,
     })
-    _remove_leftovers(out, cache.folder)
+    run.clear_rejected(STAGE)
     plan, rejects = _plan(samples, run, cache)
     worker = functools.partial(measure_sample, families=families, distance=settings.haralick_distance,
                                levels=settings.haralick_levels)
@@ -272,6 +265,7 @@ def run_features(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
     samples : pandas.DataFrame
         The samples table (``sample_id, path, label, subject, split, sha256``).
     """
+    remove_leftovers(run.stage_dir(STAGE))  # of a run killed half way: its caches are whole
     if not (run.path / SEGMENTATION_STAGE / "segmentation.csv").exists():
         from leukoscope.pipeline.segment import run_segment
 

@@ -1,6 +1,6 @@
 """Read cell images as uint8 RGB arrays, with a clear reason when a file is unusable.
 
-Rules (documented in the README, "Bad input"):
+Rules (documented in docs/reliability.md, "Bad input"):
 
 - 8-bit RGB is read as it is; a file whose content is another format than its extension
   says (a PNG named ``.bmp``) is rejected, since it is often a mislabelled export; 8-bit RGBA whose alpha is fully opaque drops the alpha

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -38,6 +41,26 @@ def dask_client(scheduler: str = "", *, jobs: int = 1) -> Iterator[Any]:
             n_workers=max(jobs, 1), threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster, Client(cluster) as client:
             yield client
+
+
+#: seconds between two checks of a worker process that its parent still lives
+PARENT_POLL = 0.2
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL)
+    os._exit(1)  # the parent died without shutting us down (SIGKILL, OOM killer): stop writing
+
+
+def watch_parent() -> None:
+    """Make this worker process exit soon after its parent dies, whatever killed the parent.
+
+    The initializer of every loky worker: loky workers outlive a parent killed with SIGKILL
+    (or by the OOM killer) and would go on writing into the run directory; a daemon thread
+    notices the new parent process id and exits. (Dask workers die with their nanny.)
+    """
+    threading.Thread(target=_exit_with, args=(os.getppid(),), name="leukoscope-parent-watch", daemon=True).start()
 
 
 class _InWorker:
@@ -106,10 +129,12 @@ def parallel_map(
                 stack.enter_context(joblib.parallel_config(backend="dask"))
                 n_jobs = -1
             else:
+                if backend is Backend.LOKY:
+                    stack.enter_context(joblib.parallel_config(backend="loky", initializer=watch_parent))
                 n_jobs = jobs
             runner = joblib.Parallel(
                 n_jobs=n_jobs,
-                backend=None if backend is Backend.DASK else backend.value,
+                backend=backend.value if backend is Backend.THREADING else None,
                 return_as="generator",
                 pre_dispatch="4*n_jobs",
                 batch_size=1 if backend is Backend.DASK else "auto",

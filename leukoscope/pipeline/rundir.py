@@ -134,6 +134,11 @@ class RunDir:
             return pd.DataFrame(columns=REJECTED_COLUMNS)
         return pd.read_csv(self.rejected_path, dtype=str, keep_default_na=False)
 
+    def kept(self, samples: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``samples`` that no stage has rejected (whose path is not in rejected.csv)."""
+        rejected = set(self.read_rejected()["path"])
+        return samples[~samples["path"].isin(rejected)].reset_index(drop=True)
+
     def reject(self, rows: list[dict[str, str]] | pd.DataFrame, *, stage: str | None = None) -> None:
         """Add rejected samples (``path, stage, reason``); one row per path and stage.
 
@@ -147,6 +152,16 @@ class RunDir:
         merged = pd.concat([self.read_rejected(), new], ignore_index=True)
         merged = merged.drop_duplicates(subset=["path", "stage"], keep="last")
         write_csv(merged, self.rejected_path)
+
+    def clear_rejected(self, stage: str) -> None:
+        """Forget the rows of ``stage``, which is about to look at every sample again.
+
+        Each stage calls this when it starts, so a file fixed since an earlier run is no longer
+        listed (nor left out of ``compare`` by :meth:`kept`); a file still bad is rejected again.
+        """
+        rejected = self.read_rejected()
+        if (rejected["stage"] == stage).any():
+            write_csv(rejected[rejected["stage"] != stage], self.rejected_path)
 
     def ensure_rejected(self) -> None:
         """Create an empty rejected.csv when none exists, so every run has one."""

@@ -8,6 +8,12 @@ Writes, inside the run directory::
     segmentation/montage.png                up to 64 overlays, both classes, captioned
     segmentation/segmentation.csv           one row per segmented sample (see COLUMNS)
     segmentation/summary.csv                with --masks: Dice/IoU per class (also printed)
+    segmentation/cache/segment-<settings>/<image sha256>.npz   one entry per finished sample
+
+A sample's entry (its measurements and the SHA-256 of its mask and overlay) is written after
+its PNGs, so a run killed half way resegments only the samples without an entry, and a rerun
+with nothing changed segments nothing (scores against expert masks are always recomputed,
+from the mask written).
 
 Unreadable and blank images go to ``rejected.csv`` (stage ``segmentation``) and get no row; so do
 expert masks that cannot be used (unreadable, in no known format, of another size than their
@@ -27,13 +33,15 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from leukoscope.pipeline.atomic import write_csv, write_png
+from leukoscope import __version__
+from leukoscope.pipeline.atomic import remove_leftovers, write_csv, write_png
+from leukoscope.pipeline.cache import ResultCache
 from leukoscope.pipeline.config import Config, SegmentationConfig
 from leukoscope.pipeline.groundtruth import MISSING, ExpertMaskError, MaskMatch, match_masks, read_expert_mask
 from leukoscope.pipeline.imageio import ImageReadError, read_image
 from leukoscope.pipeline.parallel import parallel_map
 from leukoscope.pipeline.refiner import refine_segmentation, refiner_info, refiner_model_path
-from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.rundir import RunDir, sha256_file
 from leukoscope.segmentation.cell import segment_cell
 from leukoscope.segmentation.choices import QCFlag
 from leukoscope.segmentation.metrics import label_scores
@@ -52,6 +60,8 @@ SCORE_COLUMNS = ["mask_status", "dice_cell", "dice_nucleus", "iou_cell", "iou_nu
 #: ``mask_status`` values: the expert mask was scored, or why not
 MASK_OK, MASK_MISSING, MASK_UNUSABLE = "ok", MISSING, "unusable"
 NO_MASK = MaskMatch("", MASK_MISSING)  # the job of a run without --masks
+#: cache entry fields beside the measurements: the files it was stored with
+OUTPUT_HASHES = ("mask_sha256", "overlay_sha256")
 SEGMENTATION_OPTIONS = (
     "nucleus_channel", "nucleus_method", "cell_channel", "cell_method", "enhance", "background",
     "min_size", "split_solidity",
@@ -62,6 +72,7 @@ SEGMENTATION_OPTIONS = (
 class _Job:
     sample_id: str
     path: str
+    sha256: str  # of the image; "" when unknown (hashed by the worker)
     mask: MaskMatch
 
 
@@ -69,6 +80,7 @@ class _Job:
 class _Outcome:
     row: dict[str, Any] | None
     rejected: list[dict[str, str]]
+    cached: bool = False
 
 
 def segmentation_options(section: SegmentationConfig) -> dict[str, Any]:
@@ -99,34 +111,69 @@ def _score(job: _Job, image_shape: tuple[int, ...], labels: np.ndarray) -> tuple
     return {"mask_status": MASK_OK, **label_scores(labels, truth)}, []
 
 
+def _outputs(job: _Job, folder: Path) -> tuple[Path, Path]:
+    """The mask and overlay files of one sample."""
+    return folder / "masks" / f"{job.sample_id}.png", folder / "overlays" / f"{job.sample_id}.png"
+
+
+def _image_key(job: _Job) -> str:
+    """The image's SHA-256 (the cache key), or "" when the file cannot be read (read_image says why)."""
+    try:
+        return job.sha256 or sha256_file(job.path)
+    except OSError:
+        return ""
+
+
+def _cached_row(cache: ResultCache, key: str, outputs: tuple[Path, Path]) -> dict[str, Any] | None:
+    """The measurements stored under ``key`` when the sample's mask and overlay are still the
+    files they were stored with; ``None`` otherwise."""
+    entry = cache.load(key) if key else None
+    if entry is None or any(name not in entry for name in [*MEASUREMENT_COLUMNS, *OUTPUT_HASHES]):
+        return None
+    for path, name in zip(outputs, OUTPUT_HASHES):
+        if not path.exists() or sha256_file(path) != str(entry[name]):
+            return None
+    return {name: entry[name].item() for name in MEASUREMENT_COLUMNS}
+
+
 def _segment_one(job: _Job, *, options: dict[str, Any], folder: str, evaluate: bool, in_worker: bool,
-                 refiner: str = "") -> _Outcome:
+                 cache: ResultCache, refiner: str = "") -> _Outcome:
     """Segment one image (and refine it with the ``refiner`` model file, if any), write its mask
-    and overlay, return its table row (worker side)."""
+    and overlay, cache its measurements, return its table row (worker side); a sample cached
+    with its files intact is not segmented again."""
     if in_worker:
         cv2.setNumThreads(1)  # one process per core already: OpenCV's own threads would oversubscribe
-    name = Path(job.path).name
-    try:
-        image = read_image(job.path)
-    except ImageReadError as exc:
-        return _Outcome(None, [{"path": job.path, "reason": str(exc)}])
-    result = segment_cell(image, **options)
-    if result.qc_flag == QCFlag.BLANK_IMAGE.value:
-        colour = ", ".join(str(int(v)) for v in image[0, 0])
-        reason = f"'{name}' is blank (every pixel is about RGB {colour}); there is no cell to segment"
-        return _Outcome(None, [{"path": job.path, "reason": reason}])
-    picture = image
-    if refiner:  # the overlay then shows the threshold outlines under the refined ones
-        result, picture = refine_segmentation(refiner, image, result, min_size=options["min_size"])
-    write_png(result.labels, Path(folder) / "masks" / f"{job.sample_id}.png")
-    window = cell_window(result.labels)
-    write_png(draw_overlay(picture[window], result.labels[window]), Path(folder) / "overlays" / f"{job.sample_id}.png")
-    row: dict[str, Any] = {"sample_id": job.sample_id, **result.measurements()}
+    outputs = _outputs(job, Path(folder))
+    key = _image_key(job)
+    measurements = _cached_row(cache, key, outputs)
+    cached = measurements is not None
+    if not cached:
+        name = Path(job.path).name
+        try:
+            image = read_image(job.path)
+        except ImageReadError as exc:
+            return _Outcome(None, [{"path": job.path, "reason": str(exc)}])
+        result = segment_cell(image, **options)
+        if result.qc_flag == QCFlag.BLANK_IMAGE.value:
+            colour = ", ".join(str(int(v)) for v in image[0, 0])
+            reason = f"'{name}' is blank (every pixel is about RGB {colour}); there is no cell to segment"
+            return _Outcome(None, [{"path": job.path, "reason": reason}])
+        picture = image
+        if refiner:  # the overlay then shows the threshold outlines under the refined ones
+            result, picture = refine_segmentation(refiner, image, result, min_size=options["min_size"])
+        window = cell_window(result.labels)
+        digests = (write_png(result.labels, outputs[0]),
+                   write_png(draw_overlay(picture[window], result.labels[window]), outputs[1]))
+        measurements = result.measurements()
+        cache.save(key, {**{k: np.asarray(v) for k, v in measurements.items()},
+                         **{h: np.asarray(d) for h, d in zip(OUTPUT_HASHES, digests)}})
+    row: dict[str, Any] = {"sample_id": job.sample_id, **measurements}
     rejected: list[dict[str, str]] = []
     if evaluate:
-        scores, rejected = _score(job, image.shape, result.labels)
+        labels = cv2.imread(str(outputs[0]), cv2.IMREAD_UNCHANGED) if cached else result.labels
+        scores, rejected = _score(job, labels.shape, labels)
         row.update(scores)
-    return _Outcome(row, rejected)
+    return _Outcome(row, rejected, cached)
 
 
 def pick_montage(labels: list[str], *, limit: int = MONTAGE_LIMIT) -> list[int]:
@@ -241,17 +288,25 @@ def run_segment(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
                 f"no image has an expert mask in '{config.data.masks}' (masks are matched by file "
                 "stem, e.g. Im001_1.tif <-> Im001_1.tif); check --masks"
             )
-        jobs = [_Job(s, p, m) for s, p, m in zip(samples["sample_id"], paths, matches)]
         mask_of = {m.path: Path(p).name for p, m in zip(paths, matches) if m.path}
     else:
-        jobs = [_Job(s, p, NO_MASK) for s, p in zip(samples["sample_id"], paths)]
-        mask_of = {}
+        matches, mask_of = [NO_MASK] * len(paths), {}
+    hashes = samples["sha256"] if "sha256" in samples.columns else [""] * len(paths)  # "": hashed by the worker
+    jobs = [_Job(*job) for job in zip(samples["sample_id"], paths, hashes, matches)]
     refiner = refiner_model_path(config.segmentation)
-    worker = functools.partial(_segment_one, options=segmentation_options(config.segmentation), folder=str(folder),
-                               evaluate=evaluate, in_worker=config.run.jobs > 1, refiner=refiner)
-    rows, rejected = [], []
+    refined = refiner_info(refiner) if refiner else {}
+    options = segmentation_options(config.segmentation)
+    remove_leftovers(folder)  # of a run killed half way: its cache entries are whole
+    run.clear_rejected(STAGE)
+    cache = ResultCache(folder / "cache", "segment", {
+        **options, "refiner_sha256": refined.get("sha256", ""), "leukoscope": __version__,
+    })
+    worker = functools.partial(_segment_one, options=options, folder=str(folder), evaluate=evaluate,
+                               in_worker=config.run.jobs > 1, cache=cache, refiner=refiner)
+    rows, rejected, from_cache = [], [], 0
     for outcome in parallel_map(worker, jobs, jobs=config.run.jobs, backend=config.run.backend,
                                 scheduler=config.run.scheduler, desc="segment", quiet=config.run.quiet):
+        from_cache += outcome.cached
         if outcome.row is not None:
             rows.append(outcome.row)
         for row in outcome.rejected:
@@ -270,9 +325,10 @@ def run_segment(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
     write_csv(table, folder / "segmentation.csv")
     _write_montage(table, folder)
     flagged = int((table["qc_flag"] != "").sum())
-    info: dict[str, Any] = {"segmented": len(table), "rejected": len(samples) - len(table), "qc_flagged": flagged}
+    info: dict[str, Any] = {"segmented": len(table), "rejected": len(samples) - len(table), "qc_flagged": flagged,
+                            "computed": len(rows) - from_cache, "from_cache": from_cache}
     if refiner:
-        info["refiner"] = refiner_info(refiner)
+        info["refiner"] = refined
     if evaluate:
         summary = summarize(table, method=method_name(config))
         write_csv(summary, folder / "summary.csv")

@@ -6,6 +6,7 @@ from leukoscope.pipeline.datasets import (
     DatasetError,
     detect_kind,
     load_dataset,
+    load_manifest,
     make_sample_id,
     parse_cnmc_name,
 )
@@ -158,6 +159,16 @@ def test_symlink_loop_does_not_hang(tmp_path):
     tiny_bmp(tmp_path / "all" / "a.bmp")
     (tmp_path / "all" / "loop").symlink_to(tmp_path, target_is_directory=True)
     assert len(load_dataset(tmp_path).samples) == 1
+
+
+def test_file_link_loop_is_listed_for_rejection_not_resolved(tmp_path):
+    tiny_bmp(tmp_path / "all" / "a.bmp")
+    (tmp_path / "all" / "b.bmp").symlink_to("b.bmp")
+    assert list(load_dataset(tmp_path).samples["path"]) == [
+        str((tmp_path / "all" / "a.bmp").resolve()), str(tmp_path.resolve() / "all" / "b.bmp")]
+    (tmp_path / "m.csv").write_text("path,label\nall/a.bmp,ALL\nall/b.bmp,ALL\n")
+    (rejected,) = load_manifest(tmp_path / "m.csv").rejected
+    assert "row 3 of manifest 'm.csv': file is a symbolic link that loops" in rejected["reason"]
 
 
 @pytest.mark.shared_data

@@ -1,6 +1,8 @@
 import json
 import os
+import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -73,6 +75,16 @@ def test_cache_round_trip_and_settings_isolation(tmp_path):
         cache.load("../../etc/passwd")
 
 
+def test_cache_entries_hold_no_time_stamp(tmp_path, monkeypatch):
+    arrays = {"values": np.arange(3.0), "qc_flag": np.array("morphology:nucleus:empty")}
+    ResultCache(tmp_path / "a", "x", {}).save("ab", arrays)
+    monkeypatch.setattr(time, "localtime", lambda *a: (2033, 5, 18, 3, 33, 20, 2, 138, 0))  # another day
+    ResultCache(tmp_path / "b", "x", {}).save("ab", arrays)
+    first, second = (next((tmp_path / n).glob("x-*/ab.npz")).read_bytes() for n in "ab")
+    assert first == second
+    assert str(ResultCache(tmp_path / "a", "x", {}).load("ab")["qc_flag"]) == "morphology:nucleus:empty"
+
+
 def test_damaged_cache_entry_is_recomputed(tmp_path):
     key = "cd" * 32
     cache = ResultCache(tmp_path, "x", {})
@@ -87,3 +99,22 @@ def test_write_csv_floats_round_trip(tmp_path):
     back = pd.read_csv(tmp_path / "f.csv")
     assert back["a"].dtype == float
     assert abs(back["a"][1] - 1 / 3) < 1e-9
+
+
+def test_kept_drops_the_samples_any_stage_rejected(tmp_path):
+    run = RunDir(tmp_path)
+    samples = pd.DataFrame({"sample_id": ["a", "b", "c"], "path": ["/d/a.bmp", "/d/b.bmp", "/d/c.bmp"]})
+    run.reject([{"path": "/d/b.bmp", "reason": "blank"}], stage="segmentation")
+    run.reject([{"path": "/d/masks/c.png", "reason": "unusable mask"}], stage="segmentation")
+    assert list(run.kept(samples)["sample_id"]) == ["a", "c"]
+    assert list(run.kept(samples).index) == [0, 1]
+
+
+def test_clear_rejected_forgets_one_stage_only(tmp_path):
+    run = RunDir(tmp_path)
+    run.reject([{"path": "/d/a.bmp", "reason": "blank"}], stage="segmentation")
+    run.reject([{"path": "/d/b.bmp", "reason": "empty"}], stage="load")
+    run.clear_rejected("segmentation")
+    assert run.read_rejected()[["path", "stage"]].values.tolist() == [["/d/b.bmp", "load"]]
+    run.clear_rejected("features")  # nothing of that stage: the file is left as it is
+    assert len(run.read_rejected()) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import cv2
@@ -13,7 +14,9 @@ from PIL import Image
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.groundtruth import ExpertMaskError
 from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline import segment
 from leukoscope.pipeline.segment import SCORE_COLUMNS, pick_montage, run_segment
+from leukoscope.segmentation.cell import segment_cell
 from leukoscope.segmentation.overlay import CELL_COLOUR, cell_window
 
 from ..segmentation.drawn_cells import black_cell
@@ -111,6 +114,22 @@ def test_two_jobs_give_identical_files(tmp_path, dataset):
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
 
 
+def test_rerun_segments_only_samples_without_a_whole_cache_entry(tmp_path, dataset, monkeypatch):
+    samples, masks = dataset
+    folder = _run(tmp_path, samples, masks).path / "segmentation"
+    before = {p.name: p.read_bytes() for p in folder.glob("*.csv")}
+    mask = folder / "masks" / "cell1.png"
+    mask.write_bytes(mask.read_bytes() + b"changed")  # no longer the file its entry was stored with
+    (folder / "overlays" / "cell2.png").unlink()
+    calls = []
+    monkeypatch.setattr(segment, "segment_cell", lambda image, **kw: calls.append(1) or segment_cell(image, **kw))
+    run = _run(tmp_path, samples, masks)
+    assert len(calls) == 3  # cell1 and cell2, and the blank image (rejected, so never cached)
+    assert {p.name: p.read_bytes() for p in folder.glob("*.csv")} == before
+    info = run.read_info()["segmentation"]
+    assert (info["computed"], info["from_cache"]) == (2, 4)
+
+
 def test_without_masks_there_are_no_scores(tmp_path, dataset):
     samples, _ = dataset
     run = _run(tmp_path, samples.iloc[:2])
@@ -168,3 +187,17 @@ def test_ambiguous_masks_are_named_and_the_image_still_counts(tmp_path):
     assert sorted(Path(p).parent.name for p in rejected["path"]) == ["m1", "m2"]
     assert str(tmp_path / "a.bmp") not in set(rejected["path"])  # the image is not reported as failed
     assert rejected["reason"].str.contains("2 possible masks for 'a.bmp'").all()
+
+
+def test_a_rejected_image_fixed_since_is_no_longer_listed(tmp_path, dataset):
+    samples, _ = dataset
+    broken = tmp_path / "broken.bmp"
+    broken.write_bytes(b"BM not really")
+    samples = pd.concat([samples[samples["sample_id"] == "cell0"], pd.DataFrame([{
+        "sample_id": "fixed", "path": str(broken), "label": "ALL", "subject": "s0", "split": "", "sha256": ""}])])
+    run = _run(tmp_path / "run", samples)
+    assert list(run.read_rejected()["path"]) == [str(broken)]
+    shutil.copy(samples["path"].iloc[0], broken)  # the user replaces the broken file
+    run = _run(tmp_path / "run", samples)
+    assert run.read_rejected().empty
+    assert list(run.kept(samples)["sample_id"]) == ["cell0", "fixed"]

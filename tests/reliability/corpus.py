@@ -2,13 +2,16 @@
 
 ``build_corpus`` copies good images into a new folder twice over: ``clean/`` holds the good
 images plus the awkward-but-valid ones (a path with spaces and non-ASCII characters, the same
-file name in two folders, a symbolic-link loop), ``dirty/`` holds the same plus one file of each
-bad kind. A run on ``dirty/`` must process every sample of ``clean/`` exactly as a run on
-``clean/`` does, and list each bad file once in ``rejected.csv``.
+file name in two folders, a folder link that loops back to the dataset root), ``dirty/`` holds
+the same plus one file of each bad kind (:data:`BAD_KINDS`, among them a file link to itself).
+A run on ``dirty/`` must process every sample of ``clean/`` exactly as a run on ``clean/`` does,
+and list each bad file once in ``rejected.csv``.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +43,14 @@ def _truncated(path: Path, good: np.ndarray) -> None:
     path.write_bytes(data[: len(data) // 3])
 
 
+@functools.cache
+def _huge_png() -> bytes:
+    """A black 10000x10000 RGB PNG (made once: compressing it takes seconds)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (10000, 10000)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 #: kind -> (file suffix, writer(path, a good RGB image), expected words in the reason)
 BAD_KINDS: dict[str, tuple[str, Callable[[Path, np.ndarray], None], str]] = {
     "zero_byte": (".bmp", lambda p, g: p.write_bytes(b""), "empty"),
@@ -51,14 +62,17 @@ BAD_KINDS: dict[str, tuple[str, Callable[[Path, np.ndarray], None], str]] = {
     "rgba": (".png", lambda p, g: Image.fromarray(np.dstack([g, np.full(g.shape[:2], 90, np.uint8)]), "RGBA").save(p), "RGBA"),
     "sixteen_bit": (".tif", lambda p, g: tifffile.imwrite(p, g.astype(np.uint16) * 257), "uint16"),
     "one_pixel": (".bmp", lambda p, g: Image.fromarray(g[:1, :1]).save(p, format="BMP"), "1x1"),
-    "huge": (".png", lambda p, g: Image.new("RGB", (10000, 10000)).save(p), "10000x10000"),
+    "huge": (".png", lambda p, g: p.write_bytes(_huge_png()), "10000x10000"),
     "all_black": (".bmp", lambda p, g: Image.fromarray(np.zeros_like(g)).save(p, format="BMP"), "blank"),
     "all_white": (".bmp", lambda p, g: Image.fromarray(np.full_like(g, 255)).save(p, format="BMP"), "blank"),
+    "symlink_loop": (".bmp", lambda p, g: p.symlink_to(p.name), "symbolic link that loops"),
 }
 
 
 @dataclass
 class Corpus:
+    """The two dataset copies and, per bad kind, the bad file in ``dirty``."""
+
     clean: Path
     dirty: Path
     bad: dict[str, Path]
@@ -66,7 +80,7 @@ class Corpus:
 
 def build_corpus(
     dest: Path, good: Sequence[Path], *, name_bad: Callable[[int, str], str], root_of: Callable[[Path], Path],
-    awkward_name: str, duplicate_name: str,
+    awkward_name: str, duplicate_name: str, extras: Sequence[Path] = (),
 ) -> Corpus:
     """Write ``dest/clean`` and ``dest/dirty`` from the ``good`` images.
 
@@ -82,14 +96,17 @@ def build_corpus(
     root_of : callable
         Dataset root of a good image.
     awkward_name, duplicate_name : str
-        Relative paths (with folders) for the valid-but-awkward copies of the first good image:
+        Relative paths (with folders) for the valid-but-awkward copies of the second good image:
         a path with spaces and non-ASCII characters, and a second folder holding a file of the
         same name as another.
+    extras : sequence of Path
+        Other files of the dataset (e.g. a labels CSV), copied to both sides as they are.
     """
-    template = np.asarray(Image.open(good[0]).convert("RGB"))
+    with Image.open(good[0]) as first:
+        template = np.asarray(first.convert("RGB"))
     for side in ("clean", "dirty"):
         top = dest / side
-        for path in good:
+        for path in [*good, *extras]:
             target = top / path.relative_to(root_of(path))
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)

@@ -1,0 +1,74 @@
+"""A small demo dataset, its config, and helpers to run and compare ``leukoscope`` runs on it.
+
+The config runs segmentation, every handcrafted family and one CNN (VGG16, random weights, 32
+pixel input) so that a whole ``features`` run takes seconds; ``compare`` is cut to logistic
+regression on two feature sets.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from leukoscope.pipeline.atomic import TMP_MARK
+
+#: generate_demo arguments: 24 cells of 6 subjects (4 train, 2 preliminary-test subjects)
+DEMO = {"subjects": 6, "cells": 24, "seed": 0}
+CONFIG = """\
+[data]
+path = "{data}"
+[run]
+jobs = 2
+quiet = true
+[segmentation]
+background = "black"
+[features]
+backbones = ["vgg16"]
+weights = "random"
+input_size = 32
+batch_size = 4
+[heads]
+backbones = []
+[compare]
+models = ["logreg"]
+feature_sets = ["handcrafted", "cnn"]
+inner_folds = 2
+bootstrap = 20
+"""
+#: the files of a run that hold times or the command line, so differ between runs
+TIMESTAMPED = {"run.json"}
+
+
+def command(*args: str) -> list[str]:
+    """The ``leukoscope`` command line as run by this Python (the console script's entry point)."""
+    return [sys.executable, "-m", "leukoscope.pipeline.cli", *args]
+
+
+def start(args: list[str], log: Path) -> subprocess.Popen:
+    """Start ``leukoscope ARGS`` in its own process group (as a shell job), stderr into ``log``."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with open(log, "w", encoding="utf-8") as err:
+        return subprocess.Popen(command(*args), stdout=subprocess.DEVNULL, stderr=err, env=env,
+                                start_new_session=True)
+
+
+def run_files(run: Path, under: str = "") -> dict[str, bytes]:
+    """Every file below ``run / under`` (relative path -> bytes), the time-stamped ones left out."""
+    root = run / under
+    return {p.relative_to(run).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name not in TIMESTAMPED}
+
+
+def assert_same_files(got: Path, expected: Path, under: str = "") -> None:
+    """The two runs hold the same files below ``under``, byte for byte (run.json excepted)."""
+    mine, theirs = run_files(got, under), run_files(expected, under)
+    assert sorted(mine) == sorted(theirs)
+    differ = [name for name in theirs if mine[name] != theirs[name]]
+    assert not differ, f"files differ from the reference run: {differ}"
+
+
+def temporary_files(run: Path) -> list[Path]:
+    """Half-written files (:func:`leukoscope.pipeline.atomic.atomic_path`) below ``run``."""
+    return [p for p in run.rglob("*") if TMP_MARK in p.name]
