@@ -33,7 +33,7 @@ import numpy as np
 
 from leukoscope.features.choices import Family
 from leukoscope.features.columns import Column
-from leukoscope.features.regions import CYTOPLASM, NUCLEUS, CellImage, Region, label_histograms
+from leukoscope.features.regions import CYTOPLASM, NUCLEUS, CellImage, Region
 
 REGIONS = (Region.NUCLEUS, Region.CYTOPLASM, Region.CELL)
 #: Per-region feature -> (description, unit).
@@ -101,19 +101,15 @@ def colour_features(image: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 def measure_colour(cell: CellImage) -> dict[str, float]:
     """:func:`colour_features` of a :class:`~leukoscope.features.regions.CellImage`."""
     # OpenCV's integer conversions of the whole crop; label 0 is dropped below
-    image, hsv, lab = cell.image, cell.hsv, cell.lab
+    planes = {name: plane.ravel() for name, plane in cell.planes.items()}
     label = cell.labels.ravel().astype(np.intp)
-    code = label * 256
-    hue, saturation = hsv[..., 0].ravel(), hsv[..., 1].ravel()
-    lightness, lab_a, lab_b = (lab[..., k].ravel() for k in range(3))
-    flat = image.reshape(-1, 3)
-    channel_sum = flat[:, 0].astype(np.int32) + flat[:, 1] + flat[:, 2]
-    blue_ratio = np.divide(flat[:, 2], channel_sum, out=np.full(len(flat), 1 / 3), where=channel_sum > 0)
-    chroma = _CHROMA[lab_a.astype(np.intp) * 256 + lab_b]
+    channel_sum = planes["red"].astype(np.int32) + planes["green"] + planes["blue"]
+    blue_ratio = np.divide(planes["blue"], channel_sum, out=np.full(len(label), 1 / 3), where=channel_sum > 0)
+    chroma = _CHROMA[planes["lab_a"].astype(np.intp) * 256 + planes["lab_b"]]
     # per label: histograms of the 8-bit codes, saturation summed per hue code, chroma and blueness sums
-    histograms = [label_histograms(cell.labels, values, channel=k) for values, k in ((hsv, 1), (lab, 0), (lab, 1),
-                                                                                     (lab, 2))]
-    saturation_by_hue = np.bincount(code + hue, weights=_UNIT[saturation], minlength=3 * 256).reshape(3, 256)
+    histograms = [cell.histograms(name) for name in ("saturation", "lab_l", "lab_a", "lab_b")]
+    saturation_by_hue = np.bincount(label * 256 + planes["hue"], weights=_UNIT[planes["saturation"]],
+                                    minlength=3 * 256).reshape(3, 256)
     sums = [np.bincount(label, weights=w, minlength=3) for w in (chroma, blue_ratio)]
     saturation, lightness, lab_a, lab_b, weight_by_hue, chroma, blue = (
         _by_region(x) for x in (*histograms, saturation_by_hue, *sums))

@@ -21,10 +21,11 @@ import numpy as np
 
 from leukoscope.features.choices import Family
 from leukoscope.features.columns import Column
-from leukoscope.features.regions import CYTOPLASM, NUCLEUS, CellImage, Region, label_histograms
+from leukoscope.features.regions import CYTOPLASM, NUCLEUS, CellImage, Region
 
 #: Channel name -> (description, unit, scale, offset) mapping 8-bit codes to the reported values.
 CHANNELS: dict[str, tuple[str, str, float, float]] = {
+    # the names after "gray" are those of CellImage.planes
     "gray": ("grey level (BT.601 luma)", "grey level", 1.0, 0.0),
     "red": ("red channel", "grey level", 1.0, 0.0),
     "green": ("green channel", "grey level", 1.0, 0.0),
@@ -84,8 +85,7 @@ def channel_histograms(cell: CellImage) -> np.ndarray:
     hist : (7, 3, 256) int64 ndarray
         Channels in :data:`CHANNELS` order; regions in :data:`REGIONS` order.
     """
-    hist = np.stack([cell.gray_histograms] + [label_histograms(cell.labels, values, channel=k)
-                                              for values in (cell.image, cell.lab) for k in range(3)])
+    hist = np.stack([cell.gray_histograms] + [cell.histograms(name) for name in list(CHANNELS)[1:]])
     return np.stack([hist[:, NUCLEUS], hist[:, CYTOPLASM], hist[:, CYTOPLASM] + hist[:, NUCLEUS]], axis=1)
 
 
@@ -110,7 +110,8 @@ def histogram_stats(hist: np.ndarray) -> dict[str, np.ndarray]:
     safe_n = np.where(usable, n, 1.0)
     mean = hist @ values / safe_n
     dev = values - mean[..., None]
-    m2, m3, m4 = ((hist * dev**k).sum(axis=-1) / safe_n for k in (2, 3, 4))
+    dev2 = dev * dev
+    m2, m3, m4 = ((hist * power).sum(axis=-1) / safe_n for power in (dev2, dev2 * dev, dev2 * dev2))
     varying = usable & (m2 > 0)
     safe_m2 = np.where(varying, m2, 1.0)
     present = hist > 0

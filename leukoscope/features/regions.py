@@ -170,9 +170,25 @@ class CellImage:
         return cv2.cvtColor(self.image, cv2.COLOR_RGB2Lab) if self.image.size else self.image
 
     @cached_property
+    def planes(self) -> dict[str, np.ndarray]:
+        """Contiguous ``(H, W) uint8`` planes, by name: ``red, green, blue`` of the image,
+        ``lab_l, lab_a, lab_b`` of :attr:`lab` and ``hue, saturation, value`` of :attr:`hsv`."""
+        names = ("red", "green", "blue", "lab_l", "lab_a", "lab_b", "hue", "saturation", "value")
+        if not self.image.size:
+            return dict.fromkeys(names, self.labels)
+        return dict(zip(names, (*cv2.split(self.image), *cv2.split(self.lab), *cv2.split(self.hsv))))
+
+    @cached_property
     def gray_histograms(self) -> np.ndarray:
         """Per-label histograms of :attr:`gray`, ``(3, 256) int64`` (see :func:`label_histograms`)."""
         return label_histograms(self.labels, self.gray)
+
+    def histograms(self, plane: str) -> np.ndarray:
+        """Per-label histograms of one of :attr:`planes`, ``(3, 256) int64``, counted once."""
+        counted = self.__dict__.setdefault("_histograms", {})
+        if plane not in counted:
+            counted[plane] = label_histograms(self.labels, self.planes[plane])
+        return counted[plane]
 
 
 def region_mask(labels: np.ndarray, region: Region) -> np.ndarray:

@@ -1,6 +1,9 @@
+import platform
+import sys
+
 import pytest
 
-from leukoscope.pipeline.parallel import parallel_map
+from leukoscope.pipeline.parallel import keep_freed_memory, parallel_map
 
 
 def _square(x: int) -> int:
@@ -23,3 +26,8 @@ def test_dask_local_cluster_gives_the_same_results():
     pytest.importorskip("distributed")
     got = list(parallel_map(_square, range(20), jobs=2, backend="dask", quiet=True))
     assert got == [x * x for x in range(20)]
+
+
+def test_keep_freed_memory_applies_on_glibc_only():
+    on_glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is on_glibc
