@@ -13,7 +13,7 @@ CPU time, unlike the wall clock, does not count the time spent waiting for a cor
 
 Usage::
 
-    .venv/bin/python bench/segmentation.py [--cells 600] [--jobs 2] [--data FOLDER]
+    .venv/bin/python bench/segmentation.py [--cells 1200] [--jobs 2] [--data FOLDER]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from leukoscope.pipeline.segment import run_segment
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", type=int, default=600, help="demo cells to generate (default 600)")
+    parser.add_argument("--cells", type=int, default=1200, help="demo cells to generate (default 1200)")
     parser.add_argument("--jobs", type=int, default=2, help="segment workers (default 2)")
     parser.add_argument("--data", type=Path, help="an existing dataset instead of the demo")
     args = parser.parse_args()

@@ -137,9 +137,10 @@ def label_histograms(labels: np.ndarray, values: np.ndarray, *, channel: int = 0
 class CellImage:
     """One cell's image and labels with the conversions every family shares, each made once.
 
-    The grey, HSV and L*a*b* images and the per-label grey histogram are computed on first use
-    and kept, so :func:`~leukoscope.features.registry.compute_features` converts and counts each
-    cell once whatever the families. Build it from the arrays cropped to the cell
+    The grey, HSV and L*a*b* images, their contiguous planes and the per-label histograms of
+    each plane are computed on first use and kept, so
+    :func:`~leukoscope.features.registry.compute_features` converts and counts each cell once
+    whatever the families. Build it from the arrays cropped to the cell
     (:func:`crop_to_cell`); the arrays are checked by :func:`check_inputs`.
 
     Parameters
