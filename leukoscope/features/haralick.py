@@ -255,7 +255,7 @@ def measure_haralick(cell: CellImage, *, distance: int = 1, levels: int = 64) ->
     cmat = cooccurrence_matrices(q, labels, distance=distance, levels=levels)
     # pixels of each level per label, from the grey histogram: grey g has level quantize(g)
     region_levels = np.zeros((3, levels + 1), np.int64)
-    np.add.at(region_levels.T, quantize(np.arange(256, dtype=np.uint8), levels=levels), cell.gray_histograms.T)
+    np.add.at(region_levels.T, quantize(np.arange(256, dtype=np.uint8), levels=levels), cell.histograms("gray").T)
     present = np.stack([region_levels[NUCLEUS], region_levels[CYTOPLASM],
                         region_levels[CYTOPLASM] + region_levels[NUCLEUS]]) > 0
     # usable: pairs in every direction and at least two grey levels (not flat)

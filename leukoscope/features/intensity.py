@@ -25,7 +25,7 @@ from leukoscope.features.regions import CYTOPLASM, NUCLEUS, CellImage, Region
 
 #: Channel name -> (description, unit, scale, offset) mapping 8-bit codes to the reported values.
 CHANNELS: dict[str, tuple[str, str, float, float]] = {
-    # the names after "gray" are those of CellImage.planes
+    # the names are those of CellImage.planes
     "gray": ("grey level (BT.601 luma)", "grey level", 1.0, 0.0),
     "red": ("red channel", "grey level", 1.0, 0.0),
     "green": ("green channel", "grey level", 1.0, 0.0),
@@ -85,7 +85,7 @@ def channel_histograms(cell: CellImage) -> np.ndarray:
     hist : (7, 3, 256) int64 ndarray
         Channels in :data:`CHANNELS` order; regions in :data:`REGIONS` order.
     """
-    hist = np.stack([cell.gray_histograms] + [cell.histograms(name) for name in list(CHANNELS)[1:]])
+    hist = np.stack([cell.histograms(name) for name in CHANNELS])
     return np.stack([hist[:, NUCLEUS], hist[:, CYTOPLASM], hist[:, CYTOPLASM] + hist[:, NUCLEUS]], axis=1)
 
 

@@ -111,34 +111,29 @@ def joint_histogram(first: np.ndarray, second: np.ndarray, *, bins: tuple[int, i
     return counts.astype(np.int64)
 
 
-def label_histograms(labels: np.ndarray, values: np.ndarray, *, channel: int = 0) -> np.ndarray:
-    """256-bin histograms of one 8-bit channel over each label.
+def label_histograms(labels: np.ndarray, plane: np.ndarray) -> np.ndarray:
+    """256-bin histograms of an 8-bit ``plane`` over each label.
 
     Parameters
     ----------
     labels : (H, W) uint8 ndarray
         0 background, 1 cytoplasm, 2 nucleus.
-    values : (H, W) or (H, W, C) uint8 ndarray
-        The image whose ``channel`` is counted (read in place, no copy).
-    channel : int
-        Which channel of a multi-channel ``values``.
+    plane : (H, W) uint8 ndarray
+        The values counted.
 
     Returns
     -------
     hist : (3, 256) int64 ndarray
         Row ``k`` counts the values of the pixels labelled ``k``.
     """
-    if labels.size == 0:  # OpenCV rejects empty arrays
-        return np.zeros((3, 256), np.int64)
-    counts = cv2.calcHist([labels, values], [0, 1 + channel], None, [3, 256], [0, 3, 0, 256])
-    return counts.astype(np.int64)
+    return joint_histogram(labels, plane, bins=(3, 256))
 
 
 class CellImage:
     """One cell's image and labels with the conversions every family shares, each made once.
 
-    The grey, HSV and L*a*b* images, their contiguous planes and the per-label histograms of
-    each plane are computed on first use and kept, so
+    The grey, HSV and L*a*b* images, the contiguous planes of all of them and the per-label
+    histogram of each plane are computed on first use and kept, so
     :func:`~leukoscope.features.registry.compute_features` converts and counts each cell once
     whatever the families. Build it from the arrays cropped to the cell
     (:func:`crop_to_cell`); the arrays are checked by :func:`check_inputs`.
@@ -154,6 +149,7 @@ class CellImage:
     def __init__(self, image: np.ndarray, labels: np.ndarray) -> None:
         check_inputs(image, labels)
         self.image, self.labels = image, labels
+        self._histograms: dict[str, np.ndarray] = {}
 
     @cached_property
     def gray(self) -> np.ndarray:
@@ -172,24 +168,21 @@ class CellImage:
 
     @cached_property
     def planes(self) -> dict[str, np.ndarray]:
-        """Contiguous ``(H, W) uint8`` planes, by name: ``red, green, blue`` of the image,
-        ``lab_l, lab_a, lab_b`` of :attr:`lab` and ``hue, saturation, value`` of :attr:`hsv`."""
+        """Contiguous ``(H, W) uint8`` planes, by name: ``gray`` (:attr:`gray`), ``red, green,
+        blue`` of the image, ``lab_l, lab_a, lab_b`` of :attr:`lab` and ``hue, saturation,
+        value`` of :attr:`hsv`."""
         names = ("red", "green", "blue", "lab_l", "lab_a", "lab_b", "hue", "saturation", "value")
         if not self.image.size:
-            return dict.fromkeys(names, self.labels)
-        return dict(zip(names, (*cv2.split(self.image), *cv2.split(self.lab), *cv2.split(self.hsv))))
-
-    @cached_property
-    def gray_histograms(self) -> np.ndarray:
-        """Per-label histograms of :attr:`gray`, ``(3, 256) int64`` (see :func:`label_histograms`)."""
-        return label_histograms(self.labels, self.gray)
+            return {"gray": self.gray, **dict.fromkeys(names, self.labels)}
+        split = (*cv2.split(self.image), *cv2.split(self.lab), *cv2.split(self.hsv))
+        return {"gray": self.gray, **dict(zip(names, split))}
 
     def histograms(self, plane: str) -> np.ndarray:
-        """Per-label histograms of one of :attr:`planes`, ``(3, 256) int64``, counted once."""
-        counted = self.__dict__.setdefault("_histograms", {})
-        if plane not in counted:
-            counted[plane] = label_histograms(self.labels, self.planes[plane])
-        return counted[plane]
+        """Per-label histograms of one of :attr:`planes`, ``(3, 256) int64`` (see
+        :func:`label_histograms`), counted once."""
+        if plane not in self._histograms:
+            self._histograms[plane] = label_histograms(self.labels, self.planes[plane])
+        return self._histograms[plane]
 
 
 def region_mask(labels: np.ndarray, region: Region) -> np.ndarray:
@@ -227,7 +220,7 @@ def crop_to_cell(image: np.ndarray, labels: np.ndarray, *, pad: int = 1) -> tupl
 
 def region_statuses(cell: CellImage) -> dict[Region, RegionStatus]:
     """Whether each region of ``cell`` is empty, a single pixel, flat (one grey value) or measurable."""
-    hist = cell.gray_histograms
+    hist = cell.histograms("gray")
     statuses = {}
     for region, values in REGION_LABELS.items():
         counts = hist[list(values)].sum(axis=0)
