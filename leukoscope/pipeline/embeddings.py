@@ -249,7 +249,7 @@ def _plan(job: EmbeddingJob, run: RunDir, samples: pd.DataFrame, cache: ResultCa
 
 
 def iter_pooled(job: EmbeddingJob, run: RunDir, samples: pd.DataFrame, *, quiet: bool = False,
-                networks: NetworkCache | None = None
+                networks: NetworkCache | None = None, counts: dict[str, int] | None = None
                 ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """Pooled features of every usable sample, batch by batch, in sample order.
 
@@ -268,6 +268,9 @@ def iter_pooled(job: EmbeddingJob, run: RunDir, samples: pd.DataFrame, *, quiet:
         Hide the progress bar.
     networks : NetworkCache or None
         Where to take the network from (and keep it for later passes); a new cache by default.
+    counts : dict or None
+        If given, its ``"computed"`` and ``"from_cache"`` entries are increased by the number
+        of samples the network embedded and read back from the cache.
 
     Yields
     ------
@@ -278,6 +281,9 @@ def iter_pooled(job: EmbeddingJob, run: RunDir, samples: pd.DataFrame, *, quiet:
     """
     cache = ResultCache(run.stage_dir(FEATURES_STAGE) / "cache", job.namespace, job.settings())
     networks = NetworkCache() if networks is None else networks
+    counts = {} if counts is None else counts
+    counts.setdefault("computed", 0)
+    counts.setdefault("from_cache", 0)
     rejects: list[dict[str, str]] = []
     extractor = None
     bar = tqdm(total=len(samples), desc=f"{job.namespace} embeddings", disable=quiet, unit="img",
@@ -289,6 +295,7 @@ def iter_pooled(job: EmbeddingJob, run: RunDir, samples: pd.DataFrame, *, quiet:
                  ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
         nonlocal extractor, saving
         merged = dict(planned.hits)
+        counts["from_cache"] += len(planned.hits)
         if loading is not None:
             positions, batch, bad = loading.result()
             rejects.extend(bad)
@@ -296,6 +303,7 @@ def iter_pooled(job: EmbeddingJob, run: RunDir, samples: pd.DataFrame, *, quiet:
                 if extractor is None:
                     extractor = networks.extractor(job)
                 pooled = embed_batch(extractor, batch, pad_to=job.batch_size)
+                counts["computed"] += len(positions)
                 keys = {position: key for position, _path, _mask, key in planned.todo}
                 entries = []
                 for i, position in enumerate(positions):
@@ -344,7 +352,7 @@ def embedding_columns(spec: BackboneSpec) -> list[str]:
 
 
 def write_embeddings(job: EmbeddingJob, run: RunDir, samples: pd.DataFrame, *, quiet: bool = False,
-                     networks: NetworkCache | None = None) -> int:
+                     networks: NetworkCache | None = None) -> dict[str, int]:
     """Stream one backbone's average-pooled embeddings into ``RUN/features/cnn_<backbone>.csv``.
 
     Rows are formatted and written by a background thread, one batch behind the network.
@@ -352,25 +360,25 @@ def write_embeddings(job: EmbeddingJob, run: RunDir, samples: pd.DataFrame, *, q
 
     Returns
     -------
-    int
-        Number of samples written.
+    dict
+        ``samples`` written, of which ``computed`` by the network and ``from_cache``.
     """
     target = run.stage_dir(FEATURES_STAGE) / f"cnn_{job.spec.name.value}.csv"
     columns = embedding_columns(job.spec)
     header = pd.DataFrame(columns=[*META_COLUMNS, WEIGHTS_COLUMN, *columns])
-    written, writing = 0, None
+    counts, writing = {"samples": 0, "computed": 0, "from_cache": 0}, None
     with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="leukoscope-csv") as writer:
         header.to_csv(fh, index=False, lineterminator="\n")
-        for positions, pooled in iter_pooled(job, run, samples, quiet=quiet, networks=networks):
+        for positions, pooled in iter_pooled(job, run, samples, quiet=quiet, networks=networks, counts=counts):
             meta = samples.iloc[positions][META_COLUMNS].assign(**{WEIGHTS_COLUMN: job.weights.label})
             if writing is not None:
                 writing.result()  # one batch in flight: bounded memory, errors surface here
             writing = writer.submit(_append_rows, fh, meta, pooled["avg"])
-            written += len(meta)
+            counts["samples"] += len(meta)
         if writing is not None:
             writing.result()
-    return written
+    return counts
 
 
 def _append_rows(fh: io.TextIOBase, meta: pd.DataFrame, values: np.ndarray) -> None:
@@ -417,10 +425,10 @@ def run_embeddings(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
         job = embedding_job(config, backbone, size=config.features.input_size,
                             mask_background=config.features.mask_background)
         run.update_info(weights={job.spec.name.value: job.weights.info()})
-        written = write_embeddings(job, run, samples, quiet=config.run.quiet)
-        run.update_info(features={f"cnn_{job.spec.name.value}": {**job.settings(), "samples": written}})
-        log.info("%s: %d samples x %d columns (weights %s) in %s", job.namespace, written,
-                 job.spec.embedding_size, job.weights.label,
+        counts = write_embeddings(job, run, samples, quiet=config.run.quiet)
+        run.update_info(features={f"cnn_{job.spec.name.value}": {**job.settings(), **counts}})
+        log.info("%s: %d samples x %d columns (weights %s; %d from the cache) in %s", job.namespace,
+                 counts["samples"], job.spec.embedding_size, job.weights.label, counts["from_cache"],
                  run.path / FEATURES_STAGE / f"cnn_{job.spec.name.value}.csv")
 
 

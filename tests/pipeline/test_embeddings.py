@@ -55,7 +55,8 @@ def test_csv_layout_and_weights_recorded(first_run):
     info = json.loads(run.info_path.read_text())
     assert info["weights"]["vgg16"]["label"] == "random"
     assert info["features"]["cnn_vgg16"]["input_size"] == 32
-    assert info["features"]["cnn_vgg16"]["samples"] == 6
+    counts = info["features"]["cnn_vgg16"]
+    assert (counts["samples"], counts["computed"], counts["from_cache"]) == (6, 6, 0)
 
 
 def test_unreadable_image_is_rejected_not_fatal(first_run):
@@ -76,6 +77,8 @@ def test_rerun_reads_the_cache_without_building_the_network(first_run, monkeypat
     monkeypatch.setattr(embeddings, "build_network", refuse)
     run_embeddings(_config(), run, samples.head(6))
     pd.testing.assert_frame_equal(_read(run), before)
+    counts = json.loads(run.info_path.read_text())["features"]["cnn_vgg16"]
+    assert (counts["samples"], counts["computed"], counts["from_cache"]) == (6, 0, 6)
 
 
 def test_batch_size_does_not_change_the_embeddings(first_run, tmp_path):
