@@ -1,8 +1,9 @@
 """A compact U-Net that corrects threshold masks: model, loss, input encoding, augmentation.
 
 The refiner sees five channels at a fixed side (e.g. 128x128) of a square window centred on the
-threshold cell and twice its size (:func:`refiner_window`): the RGB image scaled to [0, 1] and
-the threshold whole-cell and nucleus masks (0/1). It outputs a softmax over three classes
+threshold cell and twice its size (:func:`refiner_window`): the RGB image, each channel
+stretched to [0, 1] between its 1st and 99th percentiles (:func:`stretch_colour`), and the
+threshold whole-cell and nucleus masks (0/1). It outputs a softmax over three classes
 (0 background, 1 cytoplasm, 2 nucleus); the pixels whose class it changed are resized back to
 the image with nearest neighbours, the others keep their full-resolution threshold label
 (:func:`decode_output`). Only ``keras.layers`` and ``keras.ops`` are used, so the
@@ -31,7 +32,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-#: Input channels: R, G, B (0-1), threshold whole-cell mask, threshold nucleus mask (0/1).
+#: Input channels: R, G, B (each stretched to 0-1), threshold cell and nucleus masks (0/1).
 INPUT_CHANNELS = 5
 #: Output classes: 0 background, 1 cytoplasm, 2 nucleus.
 N_CLASSES = 3
@@ -40,7 +41,10 @@ WINDOW_SCALE = 2.0
 #: Smallest refiner window, in pixels.
 MIN_WINDOW = 32
 #: Name every refiner model carries; a ``.keras`` file whose model has another name is no refiner.
-MODEL_NAME = "leukoscope_refiner_unet"
+#: The suffix is the version of the input encoding (v2: colour stretched by :func:`stretch_colour`).
+MODEL_NAME = "leukoscope_refiner_unet_v2"
+#: Channel values up to this are black (the surround of C-NMC cells), left out of the stretch.
+BLACK_LEVEL = 8
 
 
 def build_unet(
@@ -281,9 +285,9 @@ def encode_input(image: np.ndarray, labels: np.ndarray, *, side: int) -> tuple[n
     -------
     input : (side, side, 5) float32 ndarray
         The window (:func:`refiner_window`; beyond the image filled with
-        :func:`surround_colour`) resized to ``side``: RGB in [0, 1] (area or linear
-        resampling), then the cell mask (labels > 0) and the nucleus mask (labels == 2) as 0/1
-        (:func:`resize_labels`).
+        :func:`surround_colour`) resized to ``side``: RGB (area or linear resampling)
+        stretched to [0, 1] by :func:`stretch_colour`, then the cell mask (labels > 0) and
+        the nucleus mask (labels == 2) as 0/1 (:func:`resize_labels`).
     window : Window
         The window, for :func:`decode_output` and the training target.
 
@@ -304,7 +308,36 @@ def encode_input(image: np.ndarray, labels: np.ndarray, *, side: int) -> tuple[n
     rgb = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA if window.side > side else cv2.INTER_LINEAR)
     masks = np.stack([labels > 0, labels == 2], axis=-1).astype(np.uint8)
     masks = resize_labels(crop_window(masks, window), (side, side))
-    return np.concatenate([rgb.astype(np.float32) / 255.0, masks.astype(np.float32)], axis=-1), window
+    return np.concatenate([stretch_colour(rgb), masks.astype(np.float32)], axis=-1), window
+
+
+def stretch_colour(rgb: np.ndarray, *, low: float = 1.0, high: float = 99.0) -> np.ndarray:
+    """Each channel stretched linearly so its ``low`` percentile becomes 0 and its ``high`` one 1.
+
+    The percentiles are those of the pixels that are not black (a C-NMC surround), so in every
+    channel the darkest stain (the nucleus) lands near 0 and the brightest part of the smear
+    near 1, whatever the stain's shade, the illumination and the camera. This contrast
+    normalisation is what lets a refiner trained on some datasets read another: without it,
+    a refiner trained on ALL-IDB2 and Zheng 1 called the darker red cells of Zheng 2 nucleus
+    (``bench/refiner.py``, docs/refiner.md).
+
+    Parameters
+    ----------
+    rgb : (H, W, 3) uint8 ndarray
+        Colour image.
+    low, high : float
+        Percentiles mapped to 0 and 1.
+
+    Returns
+    -------
+    (H, W, 3) float32 ndarray
+        Values in [0, 1]; black stays 0.
+    """
+    pixels = np.asarray(rgb).reshape(-1, 3)
+    lit = pixels[pixels.max(axis=1) > BLACK_LEVEL]
+    lo, hi = np.percentile(lit if len(lit) >= 16 else pixels, [low, high], axis=0)
+    lo, scale = lo.astype(np.float32), np.maximum(hi - lo, 1.0).astype(np.float32)
+    return np.clip((np.asarray(rgb, dtype=np.float32) - lo) / scale, 0.0, 1.0)
 
 
 def encode_target(labels: np.ndarray, window: Window, *, side: int) -> np.ndarray:
@@ -398,8 +431,11 @@ def augment_batch(
     zoom by a factor in ``[1 - zoom, 1 + zoom]`` about the centre, with mirrored borders. The
     masks and labels are resampled with nearest neighbours, the RGB linearly.
     Colour (RGB only): a gain per channel in ``[1 - jitter, 1 + jitter]`` (stain hue), a
-    contrast factor in the same range about the image mean, and an offset in
-    ``[-jitter / 2, jitter / 2]`` (brightness), clipped to [0, 1].
+    contrast factor in the same range about the image mean, an offset in
+    ``[-jitter / 2, jitter / 2]`` (brightness), clipped to [0, 1]; then a mixing of the
+    channels (each gets up to ``jitter`` times each other channel, which shifts the hue) and a
+    gamma per channel in ``[exp(-2 jitter), exp(2 jitter)]`` (the non-linear differences
+    between stains and cameras that the percentile stretch leaves), clipped again.
     Threshold masks (so the network learns to correct them rather than copy them): with
     probability ``corrupt`` each of the two masks is dilated or eroded by 1 to 4 pixels, and
     with probability ``corrupt / 10`` both are emptied (a cell the thresholding missed).
@@ -449,8 +485,12 @@ def augment_batch(
         gain = rng.uniform(1 - jitter, 1 + jitter, size=3).astype(np.float32)
         contrast = np.float32(rng.uniform(1 - jitter, 1 + jitter))
         offset = np.float32(rng.uniform(-jitter / 2, jitter / 2))
+        identity = np.eye(3, dtype=np.float32)
+        mixing = identity + rng.uniform(-jitter, jitter, size=(3, 3)).astype(np.float32) * (1 - identity)
+        gamma = np.exp(rng.uniform(-2 * jitter, 2 * jitter, size=3)).astype(np.float32)
         mean = rgb.mean(axis=(0, 1))
         rgb = np.clip(((rgb - mean) * contrast + mean) * gain + offset, 0.0, 1.0)
+        rgb = np.clip(rgb @ mixing.T, 0.0, 1.0) ** gamma
         masks = _corrupt_masks(discrete[..., :2], rng=rng, probability=corrupt)
         if rng.random() < black:
             cell = discrete[..., 2] > 0
@@ -479,6 +519,7 @@ def _corrupt_masks(masks: np.ndarray, *, rng: np.random.Generator, probability: 
 
 
 __all__ = [
+    "BLACK_LEVEL",
     "DiceCrossEntropy",
     "INPUT_CHANNELS",
     "MIN_WINDOW",
@@ -495,5 +536,6 @@ __all__ = [
     "paste_window",
     "refiner_window",
     "resize_labels",
+    "stretch_colour",
     "surround_colour",
 ]

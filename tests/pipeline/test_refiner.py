@@ -89,6 +89,10 @@ def test_bad_model_files_are_refused_with_the_reason(tmp_path):
     save_keras(build_unet(side=32, depth=2, width=4), tmp_path / "r32.keras")
     with pytest.raises(RefinerModelError, match="trained for 32x32 inputs, not 128x128"):
         load_refiner(tmp_path / "r32.keras", side=128)
+    old = build_unet(side=32, depth=2, width=4)
+    save_keras(keras.Model(old.inputs, old.outputs, name="leukoscope_refiner_unet"), tmp_path / "v1.keras")
+    with pytest.raises(RefinerModelError, match="'v1.keras' is a refiner of an earlier leukoscope .* retrain it"):
+        load_refiner(tmp_path / "v1.keras")
 
 
 def test_train_refiner_command_writes_model_log_curve_and_record(demo, tmp_path, capsys):

@@ -59,6 +59,7 @@ def test_compare_with_fine_tuned_heads_twice_gives_the_same_files(demo_config, r
     models = [name for name in one if name.endswith(".keras")]
     assert models and {name for name in one if one[name] != two[name]} <= set(models)
     for name in models:
-        weights = [keras.saving.load_model(tmp_path / copy / name, compile=False).get_weights() for copy in ("one", "two")]
+        weights = [keras.saving.load_model(tmp_path / copy / name, compile=False).get_weights()
+                   for copy in ("one", "two")]
         assert all(np.array_equal(a, b) for a, b in zip(*weights))
     assert_same_files(tmp_path / "one", tmp_path / "two", "compare")

@@ -17,6 +17,7 @@ from leukoscope.segmentation.unet import (
     paste_window,
     refiner_window,
     resize_labels,
+    stretch_colour,
     surround_colour,
 )
 
@@ -114,6 +115,22 @@ def test_surround_colour_is_the_median_of_the_border():
     image[2:4, 2:4] = 255
     image[0, 0] = 0
     np.testing.assert_array_equal(surround_colour(image), [10, 20, 30])
+
+
+def test_stretch_colour_maps_each_channels_percentiles_to_0_and_1_and_ignores_black():
+    ramp = np.repeat(np.arange(101, dtype=np.uint8)[:, None] + 100, 3, axis=1).reshape(101, 1, 3)  # 100..200
+    ramp[..., 1] //= 2  # green 50..100: another range, the same result
+    image = np.concatenate([ramp, np.zeros((50, 1, 3), dtype=np.uint8)])  # and a black surround
+    out = stretch_colour(image)
+    assert out.dtype == np.float32 and out.shape == image.shape
+    expected = np.clip((np.arange(101) - 1.0) / 98.0, 0.0, 1.0)  # percentiles 1 and 99 of 0..100
+    for channel in range(3):
+        np.testing.assert_allclose(out[:101, 0, channel], expected, atol=0.011)
+    assert (out[101:] == 0).all()
+    # a change of illumination (gain and offset per channel) does not change the input
+    lit = np.clip(image[:101].astype(float) * (0.8, 1.1, 0.9) + (20, -10, 5), 0, 255).astype(np.uint8)
+    np.testing.assert_allclose(stretch_colour(lit), out[:101], atol=0.02)
+    np.testing.assert_array_equal(stretch_colour(np.full((4, 4, 3), 7, dtype=np.uint8)), 0.0)  # all black
 
 
 def test_encode_input_channels_and_sizes():
