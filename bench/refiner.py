@@ -21,6 +21,7 @@ models takes a few minutes.
 Usage::
 
     .venv/bin/python bench/refiner.py [--data ../shared/data] [--models runs/bench-refiner] [--jobs 2]
+        [--seed N] [--test "Zheng 2"] [--retrain]
 """
 
 from __future__ import annotations
@@ -119,13 +120,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=TrainingSettings.epochs, help="most training epochs")
     parser.add_argument("--limit", type=int, default=0, help="use at most this many pairs of each training set")
     parser.add_argument("--jobs", type=int, default=2, help="parallel workers for reading and thresholding")
+    parser.add_argument("--seed", type=int, default=TrainingSettings.seed,
+                        help="training seed (another seed: use another --models folder to keep both)")
+    parser.add_argument("--test", choices=list(SETS), action="append",
+                        help="run only the case tested on this set (repeatable; default: all three)")
     args = parser.parse_args()
     started = time.perf_counter()
-    settings = TrainingSettings(epochs=args.epochs, limit=args.limit)
+    settings = TrainingSettings(epochs=args.epochs, limit=args.limit, seed=args.seed)
     defaults = segmentation_options(SegmentationConfig())
     sets = load_sets(args.data)
     rows = []
-    for case in CASES:
+    for case in [c for c in CASES if not args.test or c[1] in args.test]:
         model_path = trained_model(case, args.data, args.models, settings, retrain=args.retrain, jobs=args.jobs)
         train, test = case
         scores = score_refiner(load_refiner(model_path), args.data / SETS[test][0], args.data / SETS[test][1],
