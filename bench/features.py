@@ -39,11 +39,13 @@ from leukoscope.pipeline.atomic import write_png
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.datasets import load_dataset
 from leukoscope.pipeline.demo import generate_demo
-from leukoscope.pipeline.features import read_label_mask, run_features
+from leukoscope.pipeline.imageio import read_label_mask
+from leukoscope.pipeline.graph import run_stages
 from leukoscope.pipeline.imageio import read_image
 from leukoscope.pipeline.parallel import parallel_map
-from leukoscope.pipeline.rundir import RunDir, sha256_file
-from leukoscope.pipeline.segment import segmentation_options
+from leukoscope.pipeline.layout import sha256_file
+from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.segmentation_settings import segmentation_options
 from leukoscope.segmentation.cell import segment_cell
 
 BENCH = Path(__file__).resolve().parent
@@ -96,7 +98,7 @@ def stage_throughput(data: Path, run_path: Path, *, jobs: int) -> float:
     samples = load_dataset(data, config.data.dataset).samples
     samples = samples.assign(sha256=[sha256_file(p) for p in samples["path"]])
     start = time.perf_counter()
-    run_features(config, RunDir(run_path), samples)
+    run_stages("features", config, RunDir(run_path), samples)
     return len(samples) / (time.perf_counter() - start)
 
 
