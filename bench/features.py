@@ -10,7 +10,8 @@ temporary folder, then times, on ``--jobs`` loky workers after a warm-up:
    compute all four families (``compute_features``);
 2. the features alone, on the masks of step 1 read from PNG;
 3. the ``segment`` and ``features`` stages as the CLI runs them on a fresh run directory
-   (masks, overlays, montage, CSVs, cache; hashing and dataset loading excluded);
+   (masks, overlays, montage, CSVs, caches; hashing and dataset loading excluded; the handcrafted
+   features fused into the segmentation workers), and its ratio to 1;
 4. pyradiomics (firstorder + GLCM + shape2D, 64 grey levels, the same three regions, the same
    masks, the same grey image, the same number of processes) on the first
    ``--radiomics-cells`` cells, in its own environment (``bench/requirements-radiomics.txt``).
@@ -132,6 +133,7 @@ def main() -> None:
         report("leukoscope read + segment + features", step, step_cpu, jobs=args.jobs)
         report("leukoscope features on given masks", features_only, features_cpu, jobs=args.jobs)
         report("leukoscope segment + features stages (all files)", stages, None, jobs=args.jobs)
+        print(f"ratio segment + features stages / read + segment + features step: {stages / step:.2f} (target >= 0.8)")
         if not args.radiomics_python.exists():
             print(f"pyradiomics: not measured, {args.radiomics_python} missing "
                   "(see bench/requirements-radiomics.txt)")

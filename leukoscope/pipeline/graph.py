@@ -1,8 +1,8 @@
-"""The stage graph: segment -> handcrafted -> embeddings -> heads -> compare.
+"""The stage graph: segmentation -> handcrafted -> embeddings -> heads -> compare.
 
 ::
 
-    segment ──> handcrafted ──────────────┐
+    segmentation ──> handcrafted ─────────┐
        │  (mask_background)               v
        ├──────> embeddings ───────────> compare
        │  (heads.mask_background)         ^
@@ -22,6 +22,7 @@ import logging
 import pandas as pd
 
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.layout import Stage
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
 from leukoscope.pipeline.stages import compare, embeddings, handcrafted, heads, segment
@@ -29,18 +30,18 @@ from leukoscope.pipeline.stages import compare, embeddings, handcrafted, heads, 
 log = logging.getLogger(__name__)
 
 #: every stage, in an order where each comes after those it may need
-STAGES: dict[str, StageSpec] = {
+STAGES: dict[Stage, StageSpec] = {
     spec.name: spec for spec in (segment.STAGE, handcrafted.STAGE, embeddings.STAGE, heads.STAGE, compare.STAGE)
 }
 #: the stages a command targets (those without work under its config are left out)
-COMMANDS: dict[str, tuple[str, ...]] = {
-    "segment": ("segment",),
-    "features": ("handcrafted", "embeddings"),
-    "compare": ("compare",),
+COMMANDS: dict[str, tuple[Stage, ...]] = {
+    "segment": (Stage.SEGMENTATION,),
+    "features": (Stage.HANDCRAFTED, Stage.EMBEDDINGS),
+    "compare": (Stage.COMPARE,),
 }
 
 
-def plan(targets: tuple[str, ...], config: Config, run: RunDir) -> list[StageSpec]:
+def plan(targets: tuple[Stage, ...], config: Config, run: RunDir) -> list[StageSpec]:
     """The stages to run, in graph order: the active targets, and every stage they need
     (directly or not) whose outputs are missing.
 
@@ -49,9 +50,9 @@ def plan(targets: tuple[str, ...], config: Config, run: RunDir) -> list[StageSpe
     KeyError
         An unknown stage name (a bug: names come from :data:`COMMANDS` and the specs).
     """
-    chosen: set[str] = set()
+    chosen: set[Stage] = set()
 
-    def visit(name: str, *, target: bool) -> None:
+    def visit(name: Stage, *, target: bool) -> None:
         spec = STAGES[name]
         if name in chosen or not spec.active(config) or (not target and spec.done(config, run)):
             return
@@ -64,7 +65,7 @@ def plan(targets: tuple[str, ...], config: Config, run: RunDir) -> list[StageSpe
     return [spec for name, spec in STAGES.items() if name in chosen]
 
 
-def run_targets(targets: tuple[str, ...], config: Config, run: RunDir, samples: pd.DataFrame) -> list[str]:
+def run_targets(targets: tuple[Stage, ...], config: Config, run: RunDir, samples: pd.DataFrame) -> list[str]:
     """Check, then run the planned stages (see :func:`plan`); return their names.
 
     Every planned stage's ``check`` runs before any stage does, so a setting that cannot work
@@ -72,16 +73,16 @@ def run_targets(targets: tuple[str, ...], config: Config, run: RunDir, samples: 
     """
     stages = plan(targets, config, run)
     if not stages:
-        log.warning("nothing to do: no stage of %s has work under this config", ", ".join(targets))
+        log.warning("nothing to do: no stage of %s has work under this config", ", ".join(t.value for t in targets))
     for spec in stages:
         if spec.check is not None:
             spec.check(config, samples)
     names = [spec.name for spec in stages]
     fused = tuple(spec.consumer(config, run) for spec in stages
-                  if spec.consumer is not None and "segment" in names)
+                  if spec.consumer is not None and Stage.SEGMENTATION in names)
     for spec in stages:
-        spec.run(config, run, samples, fused if spec.name == "segment" else ())
-    return names
+        spec.run(config, run, samples, fused if spec.name is Stage.SEGMENTATION else ())
+    return [name.value for name in names]
 
 
 def run_stages(command: str, config: Config, run: RunDir, samples: pd.DataFrame) -> list[str]:

@@ -26,11 +26,12 @@ from leukoscope.classifiers.featuresets import cnn_name, head_name
 
 
 class Stage(str, Enum):
-    """The stages, by the name they carry in ``rejected.csv`` and ``run.json``."""
+    """The stages: nodes of the stage graph, and the name they carry in ``rejected.csv``
+    (``load`` is the dataset scan before any stage)."""
 
     LOAD = "load"
     SEGMENTATION = "segmentation"
-    HANDCRAFTED = "features"
+    HANDCRAFTED = "handcrafted"
     EMBEDDINGS = "embeddings"
     HEADS = "heads"
     COMPARE = "compare"
@@ -61,11 +62,13 @@ def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def cache_key(image_sha256: str, mask_path: str | Path | None = None) -> str:
-    """The cache key of a sample: its image's SHA-256, combined with its mask's when one is used."""
-    if mask_path is None:
+def cache_key(image_sha256: str, mask_path: str | Path | None = None, *, mask_sha256: str = "") -> str:
+    """The cache key of a sample: its image's SHA-256, combined with its mask's when one is used
+    (read from ``mask_path``, or given as ``mask_sha256`` when the mask was just written)."""
+    if mask_path is None and not mask_sha256:
         return image_sha256
-    return hashlib.sha256(f"{image_sha256}:{sha256_file(mask_path)}".encode()).hexdigest()
+    mask_sha256 = mask_sha256 or sha256_file(mask_path)
+    return hashlib.sha256(f"{image_sha256}:{mask_sha256}".encode()).hexdigest()
 
 
 def missing_mask_reason(mask_path: Path) -> str:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from leukoscope.pipeline.layout import Stage
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -37,14 +39,14 @@ class StageSpec:
 
     Attributes
     ----------
-    name : str
-        The node's name (``segment``, ``handcrafted``, ``embeddings``, ``heads``, ``compare``).
+    name : Stage
+        The node (``segmentation``, ``handcrafted``, ``embeddings``, ``heads``, ``compare``).
     run : callable
         ``run(config, run_dir, samples, consumers)`` computes the stage and writes its outputs;
-        ``consumers`` are the :class:`CellConsumer` of fused later stages (only the segment stage
+        ``consumers`` are the :class:`CellConsumer` of fused later stages (only the segmentation
         takes any).
     needs : callable
-        ``needs(config)`` -> names of the stages whose outputs it reads under ``config``.
+        ``needs(config)`` -> the stages whose outputs it reads under ``config``.
     active : callable
         ``active(config)`` -> whether the stage has any work under ``config``.
     done : callable
@@ -57,9 +59,9 @@ class StageSpec:
         can be fused into the segmentation.
     """
 
-    name: str
+    name: Stage
     run: Callable[[Config, RunDir, pd.DataFrame, tuple[CellConsumer, ...]], None]
-    needs: Callable[[Config], tuple[str, ...]]
+    needs: Callable[[Config], tuple[Stage, ...]]
     active: Callable[[Config], bool]
     done: Callable[[Config, RunLayout], bool]
     check: Callable[[Config, pd.DataFrame], Any] | None = None

@@ -350,10 +350,10 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
         log.info("compare: wrote %s", path)
 
 
-def _needs(config: Config) -> tuple[str, ...]:
-    return tuple(name for name, wanted in (("handcrafted", _needs_handcrafted(config)),
-                                           ("embeddings", bool(_wanted_backbones(config))),
-                                           ("heads", bool(_wanted_heads(config)))) if wanted)
+def _needs(config: Config) -> tuple[Stage, ...]:
+    return tuple(stage for stage, wanted in ((Stage.HANDCRAFTED, _needs_handcrafted(config)),
+                                             (Stage.EMBEDDINGS, bool(_wanted_backbones(config))),
+                                             (Stage.HEADS, bool(_wanted_heads(config)))) if wanted)
 
 
 def _check(config: Config, samples: pd.DataFrame) -> None:
@@ -362,7 +362,7 @@ def _check(config: Config, samples: pd.DataFrame) -> None:
 
 
 STAGE = StageSpec(
-    name="compare",
+    name=Stage.COMPARE,
     run=run_compare,
     needs=_needs,
     active=lambda config: True,

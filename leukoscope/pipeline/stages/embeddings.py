@@ -129,9 +129,9 @@ def _done(config: Config, layout: RunLayout) -> bool:
 
 
 STAGE = StageSpec(
-    name="embeddings",
+    name=Stage.EMBEDDINGS,
     run=run_embeddings,
-    needs=lambda config: ("segment",) if config.features.mask_background else (),
+    needs=lambda config: (Stage.SEGMENTATION,) if config.features.mask_background else (),
     active=lambda config: bool(config.features.backbones),
     done=_done,
     check=lambda config, samples: check_backbones(config.features.backbones, weights=config.features.weights,

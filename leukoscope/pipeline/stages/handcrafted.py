@@ -199,7 +199,7 @@ class MeasureCell:
         self.cache = _cache(config, layout)
 
     def __call__(self, image: np.ndarray, labels: np.ndarray, image_sha256: str, mask_sha256: str) -> None:
-        key = hashlib.sha256(f"{image_sha256}:{mask_sha256}".encode()).hexdigest()  # = layout.cache_key
+        key = cache_key(image_sha256, mask_sha256=mask_sha256)
         if key in self.cache:
             return
         outcome = _measure(image, labels, families=self.families, distance=self.distance, levels=self.levels)
@@ -239,9 +239,9 @@ def run_handcrafted(config: Config, run: RunDir, samples: pd.DataFrame, consumer
 
 
 STAGE = StageSpec(
-    name="handcrafted",
+    name=Stage.HANDCRAFTED,
     run=run_handcrafted,
-    needs=lambda config: ("segment",),
+    needs=lambda config: (Stage.SEGMENTATION,),
     active=lambda config: bool(config.features.families),
     done=lambda config, layout: layout.handcrafted_table.exists(),
     check=lambda config, samples: check_options(haralick_distance=config.features.haralick_distance,

@@ -350,9 +350,9 @@ def _check(config: Config, samples: pd.DataFrame) -> None:
 
 
 STAGE = StageSpec(
-    name="heads",
+    name=Stage.HEADS,
     run=run_heads,
-    needs=lambda config: ("segment",) if config.heads.mask_background else (),
+    needs=lambda config: (Stage.SEGMENTATION,) if config.heads.mask_background else (),
     active=lambda config: bool(config.heads.backbones),
     done=lambda config, layout: not missing_heads(config, layout),
     check=_check,

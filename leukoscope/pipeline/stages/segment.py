@@ -334,7 +334,7 @@ def run_segment(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
 
 
 STAGE = StageSpec(
-    name="segment",
+    name=Stage.SEGMENTATION,
     run=run_segment,
     needs=lambda config: (),
     active=lambda config: True,

@@ -47,7 +47,7 @@ def write_features(run: RunDir, samples: pd.DataFrame, *, seed=0, backbone="vgg1
                       qc_flag="")
     cnn = ids.assign(weights="random", **{f"cnn_{backbone}_{k:04d}": rng.normal(size=len(y)) + 1.5 * y * (k < 3)
                                           for k in range(8)})
-    folder = run.stage_dir("features")
+    folder = run.stage_dir("handcrafted")
     hand.to_csv(folder / "handcrafted.csv", index=False)
     cnn.to_csv(folder / f"cnn_{backbone}.csv", index=False)
 
@@ -148,12 +148,12 @@ def test_missing_features_run_the_features_stage_then_stop_with_the_fix(tmp_path
     run = RunDir(tmp_path / "run")
     samples = make_samples()
     calls = []
-    for name in ("segment", "handcrafted"):
+    for name in ("segmentation", "handcrafted"):
         monkeypatch.setitem(graph.STAGES, name, dataclasses.replace(
             graph.STAGES[name], check=None, run=lambda config, run, samples, consumers, name=name: calls.append(name)))
     with pytest.raises(EvaluationError, match="handcrafted.csv' is missing after the features stage ran.*rejected.csv"):
         run_stages("compare", config(run, **{"compare.feature_sets": "handcrafted"}), run, samples)
-    assert calls == ["segment", "handcrafted"]
+    assert calls == ["segmentation", "handcrafted"]
     monkeypatch.setitem(graph.STAGES, "handcrafted", dataclasses.replace(
         graph.STAGES["handcrafted"], run=lambda config, run, samples, consumers: write_features(run, samples)))
     run_stages("compare", config(run, **{"compare.feature_sets": "handcrafted"}), run, samples)

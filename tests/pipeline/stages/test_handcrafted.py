@@ -157,7 +157,7 @@ def test_unusable_samples_are_rejected_and_the_rest_go_on(tmp_path):
     run_stages("features", _config(run), run, samples)
     assert list(pd.read_csv(_csv(run), dtype=str)["sample_id"]) == ids[5:]
     rejected = run.read_rejected()
-    reasons = rejected[rejected["stage"] == "features"].set_index("path")["reason"]
+    reasons = rejected[rejected["stage"] == "handcrafted"].set_index("path")["reason"]
     assert "is empty" in reasons[str(empty)]
     name = Path(paths[1]).name
     assert f"mask '{ids[1]}.png' is {SIZE}x{SIZE - 6} but its image '{name}' is {SIZE}x{SIZE}" in reasons[paths[1]]
@@ -189,7 +189,7 @@ def test_segments_first_when_the_run_has_no_segmentation(tmp_path, monkeypatch):
         calls.append((len(given), [type(c).__name__ for c in consumers]))
         given_run.segmentation_table.write_text("sample_id,qc_flag\n")
 
-    monkeypatch.setitem(graph.STAGES, "segment", dataclasses.replace(graph.STAGES["segment"], run=fake_segment))
+    monkeypatch.setitem(graph.STAGES, "segmentation", dataclasses.replace(graph.STAGES["segmentation"], run=fake_segment))
     run_stages("features", _config(run), run, samples)
     run_stages("features", _config(run), run, samples)
     # the second run finds segmentation.csv; the first handed the handcrafted per-cell work to the segmentation
