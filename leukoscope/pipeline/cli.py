@@ -1,8 +1,9 @@
-"""The ``leukoscope`` command line: demo-data, segment, features, compare.
+"""The ``leukoscope`` command line: demo-data, segment, features, compare, train, predict.
 
-Every analysis subcommand reads ``--config FILE.toml`` and lets flags override it, loads the
-dataset, writes ``manifest.csv``, ``rejected.csv`` and ``run.json`` in the run directory, then
-runs its stage (and the stages it needs that the run directory lacks).
+Every analysis subcommand reads ``--config FILE.toml`` and lets flags override it (``predict``
+takes its settings from ``--model``'s card instead), loads the dataset, writes ``manifest.csv``,
+``rejected.csv`` and ``run.json`` in the run directory, then runs its stage (and the stages it
+needs that the run directory lacks).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from leukoscope.pipeline.datasets import DatasetError, load_dataset, missing_fil
 from leukoscope.pipeline.graph import COMMANDS, run_targets
 from leukoscope.pipeline.groundtruth import ExpertMaskError
 from leukoscope.pipeline.layout import Stage, sha256_file
+from leukoscope.pipeline.model_card import prediction_config
+from leukoscope.pipeline.model_folder import ModelFolderError, open_model_folder
 from leukoscope.pipeline.parallel import parallel_map
 from leukoscope.pipeline.refiner_data import RefinerTrainingError
 from leukoscope.pipeline.refiner_model import RefinerModelError
@@ -35,7 +38,7 @@ log = logging.getLogger("leukoscope")
 
 #: errors a user can fix (config, dataset, inputs, settings the data cannot satisfy): one line, exit 2;
 #: anything else is a bug and keeps its traceback
-USER_ERRORS = (ConfigError, DatasetError, EvaluationError, ExpertMaskError, RefinerModelError,
+USER_ERRORS = (ConfigError, DatasetError, EvaluationError, ExpertMaskError, ModelFolderError, RefinerModelError,
                RefinerTrainingError, WeightsUnavailableError)
 #: command-line flag (argparse dest) -> config key it overrides
 OVERRIDES = {
@@ -60,6 +63,8 @@ OVERRIDES = {
     "bootstrap": "compare.bootstrap",
     "heads": "heads.backbones",
 }
+#: the keys ``predict`` takes from the command line (the rest comes from the model card)
+PREDICT_OVERRIDES = ("data", "dataset", "out", "jobs", "backend", "scheduler", "quiet", "bootstrap")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -98,22 +103,41 @@ def build_parser() -> argparse.ArgumentParser:
         "features": "handcrafted features and frozen-CNN embeddings as CSV",
         "compare": "classifiers on every feature set, evaluated without patient leakage, with a report",
     }
+    helps["train"] = ("fit the chosen models on the labelled training data and write a model folder each "
+                      "(RUN/models/<name>), after compare when its results are missing")
     for name, text in helps.items():
         _add_run_options(sub.add_parser(name, help=text, description=text))
-    compare = sub.choices["compare"]
-    compare.add_argument("--protocol", help="evaluation: auto, official, group-cv, stratified-cv")
-    compare.add_argument("--folds", type=int, help="outer cross-validation folds")
-    compare.add_argument("--models", help="comma-separated: svm, logreg, rf, knn, xgboost")
-    compare.add_argument("--feature-sets", dest="feature_sets", help="comma-separated: handcrafted, cnn, hybrid, head")
-    compare.add_argument("--hybrid-pca", dest="hybrid_pca", type=int, help="PCA components of the embedding part of hybrid sets (0: none)")
-    compare.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals")
-    compare.add_argument("--heads", help="backbones to fine-tune sigmoid heads for: comma-separated, 'all' or 'none'")
+    for name in ("compare", "train"):
+        command = sub.choices[name]
+        command.add_argument("--protocol", help="evaluation: auto, official, group-cv, stratified-cv")
+        command.add_argument("--folds", type=int, help="outer cross-validation folds")
+        command.add_argument("--models", help="comma-separated: svm, logreg, rf, knn, xgboost")
+        command.add_argument("--feature-sets", dest="feature_sets", help="comma-separated: handcrafted, cnn, hybrid, head")
+        command.add_argument("--hybrid-pca", dest="hybrid_pca", type=int, help="PCA components of the embedding part of hybrid sets (0: none)")
+        command.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals")
+        command.add_argument("--heads", help="backbones to fine-tune sigmoid heads for: comma-separated, 'all' or 'none'")
+    text = "apply a trained model folder to new cells (labelled or not): predictions per cell and per subject"
+    predict = sub.add_parser("predict", help=text, description=text)
+    predict.add_argument("--model", type=Path, required=True, help="model folder written by 'leukoscope train'")
+    predict.add_argument("--data", required=True, help="dataset folder, or a manifest CSV (path,label[,subject][,split])")
+    predict.add_argument("--dataset", help="layout of --data: auto, cnmc, allidb2, folder, manifest")
+    predict.add_argument("--out", required=True, help="run directory of the predictions")
+    predict.add_argument("--jobs", type=int, help="parallel workers")
+    predict.add_argument("--backend", help="joblib backend: loky, threading, dask")
+    predict.add_argument("--scheduler", help="address of a Dask scheduler (with --backend dask)")
+    predict.add_argument("--quiet", action="store_true", default=None, help="no progress bars")
+    predict.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals (labelled cells)")
     add_train_refiner_parser(sub)
     return parser
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
-    """The config file's values with the command-line flags on top."""
+    """The config file's values with the command-line flags on top; for ``predict``, the model
+    card's settings with the data and run flags on top."""
+    if args.command == "predict":
+        folder = open_model_folder(args.model)
+        overrides = {OVERRIDES[dest]: getattr(args, dest) for dest in PREDICT_OVERRIDES}
+        return prediction_config(folder.card, folder.path, {**overrides, "data.demo": False})
     config = load_config(args.config)
     return config.with_overrides({key: getattr(args, dest, None) for dest, key in OVERRIDES.items()})
 
@@ -206,7 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"done: results in {run.path}")
         if args.command == "compare":
             for name in ("report.html", "report.md", "results.csv"):
-                print(f"  {run.path / 'compare' / name}")
+                print(f"  {run.compare_file(name)}")
+        if args.command == "predict":
+            for path in (run.predictions_table, run.subjects_table):
+                print(f"  {path}")
         return 0
     except USER_ERRORS as exc:
         print(f"leukoscope: error: {exc}", file=sys.stderr)

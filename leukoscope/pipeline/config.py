@@ -127,6 +127,13 @@ class CompareConfig:
 
 
 @dataclass(frozen=True)
+class PredictConfig:
+    """The trained model ``leukoscope predict`` applies (set by ``--model``)."""
+
+    model: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     """The resolved configuration of one run."""
 
@@ -136,6 +143,7 @@ class Config:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain, JSON-serialisable view (enums as their values)."""
@@ -283,6 +291,7 @@ __all__ = [
     "DataConfig",
     "FeaturesConfig",
     "HeadsConfig",
+    "PredictConfig",
     "RunConfig",
     "SegmentationConfig",
     "load_config",

@@ -26,13 +26,14 @@ import pandas as pd
 
 from leukoscope.classifiers.choices import ClassifierName, FeatureSetKind
 from leukoscope.classifiers.errors import EvaluationError
-from leukoscope.classifiers.featuresets import ID_COLUMNS, FeatureSet, hybrid_set, single_set, weights_of
-from leukoscope.classifiers.metrics import METRICS, binary_metrics, bootstrap_ci, subject_vote_accuracy
+from leukoscope.classifiers.featuresets import FeatureSet, weights_of
 from leukoscope.classifiers.models import fit_predict, predict_labels
+from leukoscope.classifiers.results import RESULT_COLUMNS, UNRECORDED, summarise
 from leukoscope.classifiers.splits import Split, encode_labels, iter_splits, resolve_protocol
 from leukoscope.pipeline.atomic import write_csv
 from leukoscope.pipeline.config import Config
-from leukoscope.pipeline.layout import PREDICTION_COLUMNS, RunLayout, Stage, cnn_name, head_name
+from leukoscope.pipeline.feature_tables import build_feature_sets, needs_handcrafted, wanted_backbones
+from leukoscope.pipeline.layout import PREDICTION_COLUMNS, RunLayout, Stage, head_name
 from leukoscope.pipeline.parallel import parallel_map
 from leukoscope.pipeline.report import write_report
 from leukoscope.pipeline.rundir import RunDir
@@ -40,13 +41,6 @@ from leukoscope.pipeline.stage import StageSpec
 
 log = logging.getLogger(__name__)
 
-RESULT_COLUMNS = [
-    "model", "feature_set", "protocol", "weights", "n_train", "n_test", *METRICS,
-    *[f"{m}_{end}" for m in METRICS for end in ("ci_low", "ci_high")],
-    "subject_accuracy", "n_test_subjects",
-]
-FEATURE_SET_COLUMNS = ["feature_set", "weights", "n_features", "n_labelled", "n_missing", "n_dropped", "n_imputed", "pca_components"]
-UNRECORDED = "unrecorded"
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,17 +75,6 @@ def _fit_task(task: _Task) -> pd.DataFrame:
 
 
 # -- inputs ---------------------------------------------------------------------------------
-def _wanted_backbones(config: Config) -> list[str]:
-    kinds = set(config.compare.feature_sets)
-    if kinds & {FeatureSetKind.CNN, FeatureSetKind.HYBRID}:
-        return [b.value for b in config.features.backbones]
-    return []
-
-
-def _needs_handcrafted(config: Config) -> bool:
-    return bool(set(config.compare.feature_sets) & {FeatureSetKind.HANDCRAFTED, FeatureSetKind.HYBRID})
-
-
 def _wanted_heads(config: Config) -> list[str]:
     if FeatureSetKind.HEAD not in config.compare.feature_sets:
         return []
@@ -99,8 +82,8 @@ def _wanted_heads(config: Config) -> list[str]:
 
 
 def _feature_files(config: Config, layout: RunLayout) -> list[Path]:
-    files = [layout.handcrafted_table] if _needs_handcrafted(config) else []
-    return files + [layout.embeddings_table(b) for b in _wanted_backbones(config)]
+    files = [layout.handcrafted_table] if needs_handcrafted(config) else []
+    return files + [layout.embeddings_table(b) for b in wanted_backbones(config)]
 
 
 def _missing_heads(config: Config, layout: RunLayout) -> list[str]:
@@ -132,53 +115,6 @@ def check_inputs(config: Config, layout: RunLayout) -> None:
             f"'{layout.head_predictions}' has no predictions for {absent[0]} after the heads stage ran; "
             "run the heads stage again or remove the backbone from heads.backbones"
         )
-
-
-def read_features(path: Path) -> pd.DataFrame:
-    """A features CSV with its id columns as str ("" when empty) and the rest as numbers."""
-    text_columns = {name: str for name in (*ID_COLUMNS, "weights", "qc_flag")}
-    table = pd.read_csv(path, dtype=text_columns)
-    present = [c for c in text_columns if c in table.columns]
-    table[present] = table[present].fillna("")
-    return table
-
-
-def build_feature_sets(config: Config, run: RunDir, labelled_ids: set[str]) -> tuple[list[FeatureSet], pd.DataFrame]:
-    """The configured feature sets, restricted to the labelled samples, and their row counts."""
-    kinds = set(config.compare.feature_sets)
-
-    def restricted(path: Path) -> pd.DataFrame:
-        table = read_features(path)
-        return table[table["sample_id"].isin(labelled_ids)].reset_index(drop=True)
-
-    hand = restricted(run.handcrafted_table) if _needs_handcrafted(config) else None
-    sets = []
-    if FeatureSetKind.HANDCRAFTED in kinds:
-        sets.append(single_set("handcrafted", hand, source=str(run.handcrafted_table)))
-    for backbone in _wanted_backbones(config):
-        path = run.embeddings_table(backbone)
-        emb = restricted(path)
-        if FeatureSetKind.CNN in kinds:
-            sets.append(single_set(cnn_name(backbone), emb, source=str(path)))
-        if FeatureSetKind.HYBRID in kinds:
-            sets.append(hybrid_set(backbone, hand, emb, sources=(str(run.handcrafted_table), str(path))))
-    counts = pd.DataFrame(
-        [
-            {
-                "feature_set": fs.name,
-                "weights": fs.weights,
-                "n_features": len(fs.columns),
-                "n_labelled": len(labelled_ids),
-                "n_missing": len(labelled_ids) - len(fs.sample_ids) - fs.n_dropped,
-                "n_dropped": fs.n_dropped,
-                "n_imputed": fs.n_imputed,
-                "pca_components": min(config.compare.hybrid_pca, len(fs.pca_columns)),
-            }
-            for fs in sets
-        ],
-        columns=FEATURE_SET_COLUMNS,
-    )
-    return sets, counts
 
 
 # -- evaluation -----------------------------------------------------------------------------
@@ -251,36 +187,6 @@ def read_head_predictions(config: Config, run: RunDir) -> pd.DataFrame:
     return table
 
 
-def summarise(predictions: pd.DataFrame, n_train: dict[str, int], weights: dict[str, str], *, n_boot: int, seed: int) -> pd.DataFrame:
-    """One results row per model x feature set x protocol from pooled out-of-fold predictions.
-
-    Parameters
-    ----------
-    predictions : DataFrame
-        Rows in the predictions format (subject "" when unknown).
-    n_train : dict
-        Feature set -> mean size of its training parts.
-    weights : dict
-        Feature set -> CNN weights behind it.
-    n_boot, seed
-        Bootstrap replicates and seed (:func:`~leukoscope.classifiers.metrics.bootstrap_ci`).
-    """
-    rows = []
-    for (model, feature_set, protocol), group in predictions.groupby(["model", "feature_set", "protocol"], sort=False):
-        y_true, y_score, y_pred = (group[c].to_numpy() for c in ("y_true", "y_score", "y_pred"))
-        subjects = group["subject"].to_numpy()
-        point = binary_metrics(y_true, y_score, y_pred)
-        ci = bootstrap_ci(y_true, y_score, y_pred, groups=subjects, n_boot=n_boot, seed=seed)
-        vote, n_subjects = subject_vote_accuracy(y_true, y_score, y_pred, subjects)
-        row = {"model": model, "feature_set": feature_set, "protocol": protocol,
-               "weights": weights.get(feature_set, UNRECORDED), "n_train": n_train.get(feature_set, np.nan),
-               "n_test": len(group), **point}
-        for name in METRICS:
-            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = ci[name]
-        rows.append({**row, "subject_accuracy": vote, "n_test_subjects": n_subjects})
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
-
-
 def run_compare(config: Config, run: RunDir, samples: pd.DataFrame, consumers: tuple = ()) -> None:
     """The ``compare`` stage (see the module docstring).
 
@@ -351,8 +257,8 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
 
 
 def _needs(config: Config) -> tuple[Stage, ...]:
-    return tuple(stage for stage, wanted in ((Stage.HANDCRAFTED, _needs_handcrafted(config)),
-                                             (Stage.EMBEDDINGS, bool(_wanted_backbones(config))),
+    return tuple(stage for stage, wanted in ((Stage.HANDCRAFTED, needs_handcrafted(config)),
+                                             (Stage.EMBEDDINGS, bool(wanted_backbones(config))),
                                              (Stage.HEADS, bool(_wanted_heads(config)))) if wanted)
 
 
