@@ -85,26 +85,32 @@ def write_cells(drawn: pd.DataFrame, cells: int, folder: Path) -> Path:
     return folder / "manifest.csv"
 
 
+def sample_child(command: list[str], what: str) -> dict[str, float]:
+    """Run a child that prints a JSON object last, sampling its workers' RSS; return the object
+    with ``worker_peak_mb`` added."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    main, worker = psutil.Process(process.pid), 0
+    while process.poll() is None:
+        try:
+            children = main.children(recursive=True)
+            worker = max([worker, *(c.memory_info().rss for c in children)])
+        except psutil.NoSuchProcess:  # a worker ended between listing and reading
+            pass
+        time.sleep(SAMPLE_EVERY)
+    stdout = process.stdout.read()
+    if process.returncode:
+        raise SystemExit(f"the run on {what} failed (exit code {process.returncode})")
+    return {**json.loads(stdout.strip().splitlines()[-1]), "worker_peak_mb": worker / MB}
+
+
 def measure(drawn: pd.DataFrame, cells: int, jobs: int, workdir: Path) -> dict[str, float]:
     """Make ``cells`` files, run the child on them, sample its workers; delete the files after."""
     data, out = workdir / f"cells_{cells}", workdir / f"run_{cells}"
     try:
         manifest = write_cells(drawn, cells, data)
-        process = subprocess.Popen([sys.executable, __file__, "--child", "--data", str(manifest), "--out", str(out),
-                                    "--jobs", str(jobs)], stdout=subprocess.PIPE, text=True)
-        main, worker = psutil.Process(process.pid), 0
-        while process.poll() is None:
-            try:
-                children = main.children(recursive=True)
-                worker = max([worker, *(c.memory_info().rss for c in children)])
-            except psutil.NoSuchProcess:  # a worker ended between listing and reading
-                pass
-            time.sleep(SAMPLE_EVERY)
-        stdout = process.stdout.read()
-        if process.returncode:
-            raise SystemExit(f"the run on {cells} cells failed (exit code {process.returncode})")
-        result = json.loads(stdout.strip().splitlines()[-1])
-        return {"cells": cells, **result, "worker_peak_mb": worker / MB}
+        result = sample_child([sys.executable, __file__, "--child", "--data", str(manifest), "--out", str(out),
+                               "--jobs", str(jobs)], f"{cells} cells")
+        return {"cells": cells, **result}
     finally:
         shutil.rmtree(data, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
