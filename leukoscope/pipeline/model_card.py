@@ -119,6 +119,16 @@ def _metrics_table(evaluation: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _backbone_lines(backbone: dict[str, Any] | None) -> list[str]:
+    if not backbone:
+        return []
+    weights = backbone["weights"]
+    digest = f", network SHA-256 `{backbone['network_sha256']}`" if backbone.get("network_sha256") else ""
+    return [f"- backbone: {backbone['name']} at {backbone['input_size']} px, preprocessing "
+            f"`{backbone['preprocess']}`, background masked: {backbone['mask_background']}",
+            f"- weights: {weights['label']} (file SHA-256 `{weights['sha256'] or 'none'}`{digest})"]
+
+
 def render_card(card: dict[str, Any]) -> str:
     """``MODEL.md``: the card for people."""
     training, inputs, evaluation = card["training"], card["inputs"], card["evaluation"]
@@ -135,7 +145,8 @@ def render_card(card: dict[str, Any]) -> str:
         f"- SHA-256 of the training cells (image digest, label, subject): `{training['digest']}`", "",
         "## Inputs", "",
         f"- segmentation: {', '.join(f'{k} = {v}' for k, v in card['segmentation'].items())}",
-        f"- features: {inputs['description']}", "",
+        f"- features: {inputs['description']}",
+        *_backbone_lines(inputs.get("backbone")), "",
         "## Evaluation", "",
     ]
     if evaluation:
@@ -146,7 +157,8 @@ def render_card(card: dict[str, Any]) -> str:
         lines += ["Not evaluated: `leukoscope compare` has no row for this model.", ""]
     lines += [
         "## Calls", "", f"- cell: {card['call_rule']}", f"- subject: {card['subject_rule']}", "",
-        "## Use", "", "```bash", f"leukoscope predict --model {card['name']} --data NEW_CELLS --out RUN_DIR", "```", "",
+        "## Use", "", "```bash", f"leukoscope predict --model path/to/{card['name']} --data NEW_CELLS --out RUN_DIR",
+        "```", "",
         "`predict` refuses this folder when a file in it changed (`sha256sum -c SHA256SUMS` shows which), when it "
         "was written by another major version of leukoscope, or when the features computed now do not match the "
         "saved column list.", "",

@@ -199,7 +199,8 @@ def _train_head(config: Config, run: RunDir, samples: pd.DataFrame, rows: np.nda
     x = np.concatenate(pooled)
     reference = fit_reference(x, encode_labels(used["label"]), [f"pooled_max_{i:04d}" for i in range(x.shape[1])])
     name = head_name(backbone)
-    network = {**_network_info(config, job, ""), "weights": head["weights"], "preprocess": head["preprocess"]}
+    network = {**_network_info(config, job, ""), "weights": head["weights"], "preprocess": head["preprocess"],
+               "network_sha256": None}  # the network is in model.keras
     inputs = {"description": f"the image through {backbone} at {job.size} px (weights {head['weights']['label']}), "
                              "max-pooled, then the trained sigmoid head", "tables": [], "families": [],
               "uses_embeddings": False, "backbone": network, "classes": head["classes"], "score": head["score"],
