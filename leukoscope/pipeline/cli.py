@@ -64,7 +64,7 @@ OVERRIDES = {
     "heads": "heads.backbones",
 }
 #: the keys ``predict`` takes from the command line (the rest comes from the model card)
-PREDICT_OVERRIDES = ("data", "dataset", "out", "jobs", "backend", "scheduler", "quiet", "bootstrap")
+PREDICT_OVERRIDES = ("data", "dataset", "out", "jobs", "backend", "scheduler", "quiet", "bootstrap", "refiner_model")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--scheduler", help="address of a Dask scheduler (with --backend dask)")
     predict.add_argument("--quiet", action="store_true", default=None, help="no progress bars")
     predict.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals (labelled cells)")
+    predict.add_argument("--refiner-model", dest="refiner_model",
+                         help="the refiner .keras file the model was trained with, when it is elsewhere here")
     add_train_refiner_parser(sub)
     return parser
 

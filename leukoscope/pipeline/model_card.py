@@ -22,10 +22,13 @@ import pandas as pd
 from leukoscope.classifiers.metrics import METRICS
 from leukoscope.classifiers.models import THRESHOLD
 from leukoscope.classifiers.subjects import TIE_SCORE
-from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.config import Config, SegmentationConfig
+from leukoscope.pipeline.layout import sha256_file
 from leukoscope.pipeline.model_folder import FORMAT
+from leukoscope.pipeline.refiner_model import SHIPPED_MODEL
 from leukoscope.pipeline.rundir import package_versions
 from leukoscope.pipeline.weights import IMAGENET, RANDOM
+from leukoscope.segmentation.choices import Refiner
 
 INTENDED_USE = (
     "Research use only: telling ALL blasts from normal white blood cells (HEM) in single-cell images "
@@ -59,6 +62,14 @@ def training_counts(samples: pd.DataFrame) -> dict[str, Any]:
         "subjects_per_class": {k: int(v) for k, v in known.groupby("label")["subject"].nunique().items()},
         "digest": training_digest(samples),
     }
+
+
+def refiner_sha256(segmentation: SegmentationConfig) -> str:
+    """SHA-256 of the segmentation's refiner file ("" without a refiner, or when the file is missing)."""
+    if segmentation.refiner is Refiner.NONE:
+        return ""
+    path = Path(segmentation.refiner_model) if segmentation.refiner_model else SHIPPED_MODEL
+    return sha256_file(path) if path.is_file() else ""
 
 
 def evaluation_of(results: pd.DataFrame, model: str | None, feature_set: str) -> dict[str, Any] | None:
@@ -102,7 +113,8 @@ def build_card(*, name: str, kind: str, model: str, feature_set: str, payload: s
     return {
         "format": FORMAT, "name": name, "kind": kind, "model": model, "feature_set": feature_set,
         "payload": payload, "threshold": THRESHOLD, "call_rule": CALL_RULE, "subject_rule": SUBJECT_RULE,
-        "inputs": inputs, "segmentation": config.to_dict()["segmentation"], "training": training,
+        "inputs": inputs, "segmentation": config.to_dict()["segmentation"],
+        "refiner_sha256": refiner_sha256(config.segmentation), "training": training,
         "evaluation": evaluation, "reference": reference, "config": config.to_dict(),
         "versions": package_versions(), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": shlex.join(["leukoscope", *sys.argv[1:]]), "intended_use": INTENDED_USE,
@@ -199,4 +211,4 @@ def prediction_config(card: dict[str, Any], model_dir: str | Path, overrides: di
 
 
 __all__ = ["CALL_RULE", "INTENDED_USE", "SUBJECT_RULE", "build_card", "evaluation_of", "limits",
-           "prediction_config", "render_card", "training_counts", "training_digest"]
+           "prediction_config", "refiner_sha256", "render_card", "training_counts", "training_digest"]

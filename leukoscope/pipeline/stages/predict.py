@@ -49,6 +49,7 @@ from leukoscope.pipeline.embedding_stream import (
 )
 from leukoscope.pipeline.feature_tables import iter_joined, table_columns
 from leukoscope.pipeline.layout import PREDICTION_COLUMNS, QC_COLUMN, ModelLayout, RunLayout, Stage
+from leukoscope.pipeline.model_card import refiner_sha256
 from leukoscope.pipeline.model_folder import ModelFolder, ModelFolderError, load_estimator, load_head, open_model_folder
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
@@ -262,6 +263,11 @@ def _check(config: Config, samples: pd.DataFrame) -> None:
     folder = open_model_folder(config.predict.model)
     if folder.card["kind"] != "head":
         load_estimator(folder)
+    if refiner_sha256(config.segmentation) != folder.card["refiner_sha256"]:
+        raise ModelFolderError(
+            f"the segmentation refiner file here ('{config.segmentation.refiner_model or 'the shipped one'}') is missing "
+            "or differs from the one the model was trained with (SHA-256 in model.json: refiner_sha256); pass that "
+            "file with --refiner-model")
     backbone = folder.card["inputs"].get("backbone")
     if folder.card["inputs"].get("uses_embeddings"):
         job = embedding_job(config, backbone["name"], size=backbone["input_size"],

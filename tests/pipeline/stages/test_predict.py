@@ -180,3 +180,17 @@ def test_train_then_predict_reproduces_compare_on_the_demo(tmp_path):
         assert len(rows) == 24  # 2 preliminary-test subjects x 12 cells
         np.testing.assert_allclose(got, rows["y_score"].to_numpy(), atol=1e-6, rtol=0)
         assert (target / "predict" / "cnmc_prelim_test_submission.zip").exists()
+
+
+def test_a_model_trained_with_another_refiner_is_refused(tmp_path, model):
+    from ..test_model_folder import reseal
+
+    copy = tmp_path / "copy"
+    shutil.copytree(model[0].model_dir(MODEL), copy)
+    card = json.loads((copy / ModelLayout.CARD).read_text())
+    card["refiner_sha256"] = "0" * 64
+    (copy / ModelLayout.CARD).write_text(json.dumps(card))
+    reseal(copy)
+    run, samples, config = new_run(tmp_path, model)
+    with pytest.raises(ModelFolderError, match="refiner file here .* differs"):
+        STAGE.check(config.with_overrides({"predict.model": str(copy)}), samples)
