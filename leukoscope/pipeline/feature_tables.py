@@ -114,7 +114,8 @@ def iter_joined(paths: list[Path], columns: list[list[str]], order: dict[str, in
     """Stream the rows present in every table, joined on ``sample_id``, in sample order.
 
     Every table lists its samples in the order of ``order`` (as the features stages write
-    them), so the join needs only the rows around the current chunk in memory.
+    them), so the join needs only the rows around the current chunk in memory. Rows of
+    samples missing from ``order`` are skipped.
 
     Parameters
     ----------
@@ -145,6 +146,7 @@ def iter_joined(paths: list[Path], columns: list[list[str]], order: dict[str, in
     others = [reader(p, c, ()) for p, c in zip(paths[1:], columns[1:])]
     buffers = [pd.DataFrame(columns=["sample_id", *c]) for c in columns[1:]]
     for chunk in reader(paths[0], columns[0], (QC_COLUMN,)):
+        chunk = chunk[chunk["sample_id"].isin(order)]  # rows of samples not in this run
         last = np.nanmax(position(chunk), initial=-1.0)
         for i, source in enumerate(others):
             while len(buffers[i]) == 0 or np.nanmax(position(buffers[i]), initial=-1.0) < last:

@@ -194,3 +194,18 @@ def test_a_model_trained_with_another_refiner_is_refused(tmp_path, model):
     run, samples, config = new_run(tmp_path, model)
     with pytest.raises(ModelFolderError, match="refiner file here .* differs"):
         STAGE.check(config.with_overrides({"predict.model": str(copy)}), samples)
+
+
+def test_final_test_submission_and_a_gap_that_prevents_one(tmp_path, model, caplog):
+    run, samples, config = new_run(tmp_path, model)
+    final = samples["split"] == "prelim_test"
+    samples = samples.assign(split=np.where(final, "final_test", samples["split"]),
+                             label=np.where(final, "", samples["label"]))
+    run_predict(config, run, samples)
+    with zipfile.ZipFile(run.predict_file("cnmc_final_test_submission.zip")) as archive:
+        assert len(archive.read(MEMBER).decode().splitlines()) == int(final.sum())
+    assert not run.predict_file("cnmc_prelim_test_submission.zip").exists()
+
+    gap = samples[samples["path"] != "/data/prelim/3.bmp"]
+    run_predict(config, run, gap)
+    assert "no C-NMC submission for final_test: 1 image number(s) have no call (first 3)" in caplog.text
