@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from leukoscope.segmentation.channels import check_rgb
+from leukoscope.segmentation.labels import NUCLEUS, as_label_mask
 
 CELL_COLOUR = (0, 255, 255)  # cyan
 NUCLEUS_COLOUR = (255, 255, 0)  # yellow
@@ -34,8 +35,9 @@ def draw_overlay(
     ----------
     image : (H, W, 3) uint8 ndarray
         The RGB image.
-    labels : (H, W) uint8 ndarray
-        0 background, 1 cytoplasm, 2 nucleus.
+    labels : (H, W) integer or bool ndarray
+        0 background, 1 cytoplasm, 2 nucleus (see
+        :func:`~leukoscope.segmentation.labels.as_label_mask`).
     colours : ((R, G, B), (R, G, B))
         Outline colours of the cell and of the nucleus.
 
@@ -46,7 +48,7 @@ def draw_overlay(
         :func:`contour_width` pixels wide.
     """
     image = check_rgb(image)
-    labels = np.asarray(labels)
+    labels = as_label_mask(labels)
     if labels.shape != image.shape[:2]:
         raise ValueError(f"labels are {labels.shape} but the image is {image.shape[:2]}; they must match")
     out = image.copy()
@@ -57,7 +59,7 @@ def draw_overlay(
     width = contour_width(labels.shape)
     window, region = out[box], labels[box]
     window[_inner_boundary(region > 0, width)] = colours[0]
-    window[_inner_boundary(region == 2, width)] = colours[1]
+    window[_inner_boundary(region == NUCLEUS, width)] = colours[1]
     return out
 
 
@@ -66,8 +68,9 @@ def cell_window(labels: np.ndarray, *, margin: float = 0.15) -> tuple[slice, sli
 
     Parameters
     ----------
-    labels : (H, W) uint8 ndarray
-        Label mask (any non-zero pixel is cell).
+    labels : (H, W) integer or bool ndarray
+        Label mask, 0/1/2 (see :func:`~leukoscope.segmentation.labels.as_label_mask`); any
+        non-zero pixel is cell.
     margin : float
         Added on each side, as a fraction of the cell's larger side.
 
@@ -77,7 +80,8 @@ def cell_window(labels: np.ndarray, *, margin: float = 0.15) -> tuple[slice, sli
         Rows and columns of the window, clipped to the image; the whole image when the
         mask is empty.
     """
-    left, top, width, height = cv2.boundingRect((np.asarray(labels) > 0).view(np.uint8))
+    labels = as_label_mask(labels)
+    left, top, width, height = cv2.boundingRect((labels > 0).view(np.uint8))
     if width == 0:
         return slice(None), slice(None)
     half = max(width, height) * (0.5 + margin)

@@ -15,6 +15,7 @@ import numpy as np
 from leukoscope.segmentation.cell import SegmentationResult
 from leukoscope.segmentation.choices import QCFlag
 from leukoscope.segmentation.cleanup import clean_mask, remove_small_objects
+from leukoscope.segmentation.labels import as_label_mask
 from leukoscope.segmentation.unet import decode_output, encode_input
 
 
@@ -66,9 +67,10 @@ def refine_labels(
         A refiner: input ``(None, S, S, 5)``, output ``(None, S, S, 3)`` softmax.
     images : sequence of (H, W, 3) uint8 ndarray
         The RGB images (sizes may differ).
-    labels : sequence of (H, W) uint8 ndarray
-        Their threshold labels (0 background, 1 cytoplasm, 2 nucleus); an empty mask is
-        allowed, the network then works from the image alone.
+    labels : sequence of (H, W) integer or bool ndarray
+        Their threshold labels (0 background, 1 cytoplasm, 2 nucleus; see
+        :func:`~leukoscope.segmentation.labels.as_label_mask`); an empty mask is allowed, the
+        network then works from the image alone.
     min_size : int
         Smallest cell object kept (see :func:`tidy_labels`).
     batch_size : int
@@ -86,6 +88,7 @@ def refine_labels(
     """
     if len(images) != len(labels):
         raise ValueError(f"got {len(images)} images but {len(labels)} label masks; give one per image")
+    labels = [as_label_mask(mask) for mask in labels]
     side = model_side(model)
     refined: list[np.ndarray] = []
     for start in range(0, len(images), batch_size):

@@ -62,3 +62,12 @@ def test_montage_grid_and_captions():
     assert montage([], tile_size=8).shape == (8, 8, 3)
     with pytest.raises(ValueError, match="one per tile"):
         montage(tiles, captions=["x"])
+
+
+def test_integer_and_boolean_masks_draw_like_uint8_labels():
+    image = np.full((30, 30, 3), 100, np.uint8)
+    expected = draw_overlay(image, _labels())
+    np.testing.assert_array_equal(draw_overlay(image, _labels().astype(np.int32)), expected)
+    assert cell_window(_labels() > 0) == cell_window(_labels())
+    with pytest.raises(ValueError, match=r"labels holds values \[255\]"):
+        draw_overlay(image, (_labels() > 0).astype(np.uint8) * 255)
