@@ -77,3 +77,13 @@ def test_refine_result_recomputes_the_qc_flag(untrained):
     no_nucleus = refine_result(untrained, image, dataclasses.replace(result, labels=(labels > 0).astype(np.uint8)),
                                min_size=4)
     assert no_nucleus.qc_flag == "no_nucleus"
+
+
+def test_integer_and_boolean_threshold_masks_are_read_as_labels(untrained):
+    labels = disc_labels(40, 15, 6)
+    image = cell_image(labels)
+    (expected,) = refine_labels(untrained, [image], [labels], min_size=16)
+    (from_int,) = refine_labels(untrained, [image], [labels.astype(np.int32)], min_size=16)
+    np.testing.assert_array_equal(from_int, expected)
+    with pytest.raises(ValueError, match=r"labels holds values \[255\]"):
+        refine_labels(untrained, [image], [(labels > 0).astype(np.uint8) * 255])
