@@ -211,8 +211,8 @@ def subject_dictionary(
             else "cells with a qc_flag are left out")
     known = {} if columns is None else columns.set_index("name")[["description", "unit"]].to_dict("index")
     rows = [
-        (SUBJECT, "subject (patient) id; a cell's sample_id where the dataset names no subject, "
-                  "so that cell is a subject of its own", ""),
+        (SUBJECT, ("subject (patient) id; a cell's sample_id where the dataset names no subject, "
+                   "so that cell is a subject of its own"), ""),
         (LABEL, "diagnosis of the subject's cells: ALL (blast), HEM (normal) or empty (unknown)", ""),
         ("n_cells", f"number of the subject's cells in the statistics (qc rule '{qc.value}': {rule})", "cells"),
         ("n_cells_flagged", "number of the subject's cells with a non-empty qc_flag (some feature undefined)", "cells"),
@@ -220,8 +220,8 @@ def subject_dictionary(
     for feature in features:
         meaning = known.get(feature, {}).get("description", feature)
         unit = known.get(feature, {}).get("unit", "")
-        rows.append((stat_column(feature, MEDIAN), f"median over the subject's cells of: {meaning} "
-                     f"(qc rule '{qc.value}': {rule})", unit))
-        rows.append((stat_column(feature, IQR), f"interquartile range (75th - 25th percentile, linear "
-                     f"interpolation) over the subject's cells of: {meaning} (qc rule '{qc.value}')", unit))
+        median = f"median over the subject's cells of: {meaning} (qc rule '{qc.value}': {rule})"
+        iqr = (f"interquartile range (75th - 25th percentile, linear interpolation) over the subject's cells "
+               f"of: {meaning} (qc rule '{qc.value}')")
+        rows += [(stat_column(feature, MEDIAN), median, unit), (stat_column(feature, IQR), iqr, unit)]
     return pd.DataFrame(rows, columns=DICTIONARY_COLUMNS)

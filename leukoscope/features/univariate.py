@@ -81,8 +81,8 @@ CELL_LEVEL_NOTE = ("cell-level: every subject has a single cell (the data name n
 #: Column -> (description, unit) of the univariate table, in table order.
 COLUMNS: dict[str, tuple[str, str]] = {
     "feature": ("feature column of the cell table", ""),
-    "level": ("unit of the tests: 'subject' (subject medians, mixed model over subjects' cells) or 'cell' "
-              "(every subject has one cell: see note)", ""),
+    "level": (("unit of the tests: 'subject' (subject medians, mixed model over subjects' cells) or 'cell' "
+               "(every subject has one cell: see note)"), ""),
     "n_subjects_all": ("ALL subjects with a value of the feature", "subjects"),
     "n_subjects_hem": ("HEM subjects with a value of the feature", "subjects"),
     "n_cells_all": ("ALL cells with a value of the feature (after the qc rule)", "cells"),
@@ -90,20 +90,19 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "median_all": ("median of the ALL subjects' medians", "feature"),
     "median_hem": ("median of the HEM subjects' medians", "feature"),
     "cliffs_delta": ("Cliff's delta of the subject medians, P(ALL > HEM) - P(ALL < HEM), in [-1, 1]", "1"),
-    "cliffs_delta_low": ("lower bound of the percentile bootstrap interval of cliffs_delta (subjects "
-                         "resampled within each class)", "1"),
+    "cliffs_delta_low": (("lower bound of the percentile bootstrap interval of cliffs_delta (subjects "
+                          "resampled within each class)"), "1"),
     "cliffs_delta_high": ("upper bound of that interval", "1"),
-    "hedges_g": ("Hedges' g of the subject medians: (mean ALL - mean HEM) / pooled SD (ddof 1), times "
-                 "J = 1 - 3 / (4 (n_ALL + n_HEM) - 9)", "1"),
+    "hedges_g": (("Hedges' g of the subject medians: (mean ALL - mean HEM) / pooled SD (ddof 1), times "
+                  "J = 1 - 3 / (4 (n_ALL + n_HEM) - 9)"), "1"),
     "hedges_g_low": ("lower bound of the percentile bootstrap interval of hedges_g", "1"),
     "hedges_g_high": ("upper bound of that interval", "1"),
     "mw_p": ("two-sided Mann-Whitney U test of the subject medians (scipy.stats.mannwhitneyu, method auto)", "1"),
     "mw_q": ("Benjamini-Hochberg q value of mw_p over all features of the table", "1"),
-    "mixed_estimate": ("ALL - HEM difference of the random-intercept model feature ~ label + (1 | subject) "
-                       "on the cells (REML)", "feature"),
+    "mixed_estimate": (("ALL - HEM difference of the random-intercept model feature ~ label + (1 | subject) "
+                        "on the cells (REML)"), "feature"),
     "mixed_se": ("standard error of mixed_estimate (observed information)", "feature"),
-    "mixed_p": ("two-sided p of mixed_estimate / mixed_se against a t distribution with mixed_df degrees "
-                "of freedom", "1"),
+    "mixed_p": ("two-sided p of mixed_estimate / mixed_se against a t distribution with mixed_df df", "1"),
     "mixed_df": ("degrees of freedom of mixed_p: subjects with a value minus 2 (nlme's between-within df)",
                  "1"),
     "mixed_q": ("Benjamini-Hochberg q value of mixed_p over all features of the table", "1"),

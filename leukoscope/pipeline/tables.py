@@ -110,13 +110,12 @@ def write_table(
     floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
     metadata = {**(table.schema.metadata or {}),  # the pandas metadata restores the dtypes
                 DICTIONARY_KEY: described.to_json(orient="records").encode(), VERSION_KEY: __version__.encode()}
-    with atomic_path(target) as tmp:
-        # without the serialised Arrow schema, which would hold all the metadata a second time
-        with pq.ParquetWriter(tmp, table.schema, compression="zstd", use_byte_stream_split=floats or False,
-                              use_dictionary=[f.name for f in table.schema if f.name not in floats],
-                              store_schema=False) as writer:
-            writer.write_table(table)
-            writer.add_key_value_metadata(metadata)
+    # without the serialised Arrow schema, which would hold all the metadata a second time
+    options = {"compression": "zstd", "use_byte_stream_split": floats or False, "store_schema": False,
+               "use_dictionary": [f.name for f in table.schema if f.name not in floats]}
+    with atomic_path(target) as tmp, pq.ParquetWriter(tmp, table.schema, **options) as writer:
+        writer.write_table(table)
+        writer.add_key_value_metadata(metadata)
     return target
 
 

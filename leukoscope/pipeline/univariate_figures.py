@@ -21,7 +21,9 @@ CLASS_COLOURS = {POSITIVE: "tab:red", NEGATIVE: "tab:blue"}
 SIGNIFICANT, OTHER = "tab:purple", "0.6"
 
 
-def ranked_features(univariate: pd.DataFrame, effect: Effect | str = Effect.CLIFFS_DELTA, top: int = 30) -> pd.DataFrame:
+def ranked_features(
+    univariate: pd.DataFrame, effect: Effect | str = Effect.CLIFFS_DELTA, top: int = 30
+) -> pd.DataFrame:
     """The ``top`` rows with the largest absolute ``effect`` (ties: larger absolute other effect first)."""
     effect = Effect(effect)
     other = next(e for e in Effect if e is not effect)

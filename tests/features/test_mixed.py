@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 import pytest
 import statsmodels.api as sm
-from statsmodels.regression.mixed_linear_model import MixedLMParams
 from scipy import stats
+from statsmodels.regression.mixed_linear_model import MixedLMParams
 
 from leukoscope.features.mixed import fit_random_intercept
 from tests.features.cell_tables import dominated_cells
@@ -84,7 +84,7 @@ def test_ml_maximises_the_likelihood_at_least_as_well_as_statsmodels():
 def test_balanced_reml_equals_the_anova_estimates():
     # with n cells in each of G subjects: s^2 = MS_within, s_u^2 = (MS_between - MS_within) / n
     n, groups = 6, 10
-    values, subject, treated = clustered(5, np.full(groups, n), [(1.0, 2.0)])
+    values, subject, _ = clustered(5, np.full(groups, n), [(1.0, 2.0)])
     y = values[:, 0]
     means = np.array([y[subject == g].mean() for g in range(groups)])
     ms_within = sum(((y[subject == g] - means[g]) ** 2).sum() for g in range(groups)) / (groups * (n - 1))
