@@ -1,7 +1,8 @@
 """Time of the univariate table on a C-NMC-sized cell table, and CSV against Parquet.
 
     PYTHONPATH=$PWD .venv/bin/python bench/univariate.py [--cells 15000] [--subjects 118]
-        [--boot 2000] [--statsmodels 3] [--real runs/demo/features/handcrafted.csv]
+        [--features 389] [--boot 2000] [--statsmodels 3] [--cell-level]
+        [--real runs/demo/features/handcrafted.csv]
 
 Draws a synthetic cell table shaped like C-NMC's: ``--subjects`` subjects (58 % ALL), their cell
 counts log-normal (a few subjects contribute hundreds of cells, most a few dozen) and summing
@@ -9,7 +10,9 @@ to ``--cells``, the 389 handcrafted feature columns of ``leukoscope.features.reg
 ``feature = effect * ALL + subject intercept + cell noise`` with an intra-class correlation
 drawn between 0.05 and 0.6 and an effect in one feature of ten; 2 % of the cells have their
 Haralick nucleus columns undefined (NaN) and a ``qc_flag``. The values are unrounded doubles:
-the worst case for compression.
+the worst case for compression. ``--features`` keeps the first N feature columns;
+``--cell-level`` empties the subject column, so every cell is a subject of its own (a dataset
+without patient ids), which makes the bootstrap's cost grow with the number of cells.
 
 Times (wall clock, one process):
 
@@ -43,6 +46,7 @@ from leukoscope.features.registry import feature_names
 from leukoscope.features.subjects import (
     feature_columns,
     subject_dictionary,
+    subject_ids,
     subject_table,
 )
 from leukoscope.features.univariate import univariate_dictionary, univariate_table
@@ -123,15 +127,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cells", type=int, default=15000)
     parser.add_argument("--subjects", type=int, default=118)
+    parser.add_argument("--features", type=int, default=0, help="keep the first N features (0: all 389)")
+    parser.add_argument("--cell-level", action="store_true", help="no subject ids: every cell its own subject")
     parser.add_argument("--boot", type=int, default=2000)
     parser.add_argument("--statsmodels", type=int, default=3, help="features fitted with statsmodels too")
     parser.add_argument("--real", type=Path, help="a real handcrafted.csv for the size comparison")
     args = parser.parse_args()
 
     cells = synthetic_cells(args.cells, args.subjects)
+    if args.features:
+        cells = cells.drop(columns=feature_columns(cells)[args.features:])
+    if args.cell_level:
+        cells["subject"] = ""
     n_features = len(feature_columns(cells))
-    print(f"synthetic cells: {len(cells)} cells x {n_features} features, {args.subjects} subjects "
-          f"(cells per subject {cells.groupby('subject').size().min()}-{cells.groupby('subject').size().max()})")
+    counts = pd.Series(subject_ids(cells)).value_counts()
+    print(f"synthetic cells: {len(cells)} cells x {n_features} features, {len(counts)} subjects "
+          f"(cells per subject {counts.min()}-{counts.max()})")
     start = time.perf_counter()
     subjects = subject_table(cells)
     print(f"subject_table:     {time.perf_counter() - start:7.1f} s")
@@ -139,7 +150,7 @@ def main() -> None:
     table = univariate_table(cells, n_boot=args.boot)
     print(f"univariate_table:  {time.perf_counter() - start:7.1f} s wall, {time.process_time() - cpu:.1f} s CPU "
           f"({args.boot} bootstrap replicates, mixed model on every feature)")
-    if args.statsmodels:
+    if args.statsmodels and not args.cell_level:
         per_feature, worst, gap = compare_statsmodels(cells, args.statsmodels)
         print(f"statsmodels MixedLM: {per_feature:5.1f} s per feature, {per_feature * n_features:7.0f} s for all "
               f"{n_features}; on the first {args.statsmodels}: largest relative difference of estimate/SE/p "

@@ -108,36 +108,46 @@ class _Terms(NamedTuple):
 
 
 def _terms(lam: np.ndarray, g: _Groups) -> _Terms:
-    """The GLS quantities at ``lam`` of shape (..., F) (leading axes broadcast over a grid)."""
-    a = 1.0 + g.n * lam[..., None, :]
+    """The GLS quantities at ``lam``, one variance ratio per feature, shape (F,)."""
+    a = 1.0 + g.n * lam
     w = g.n / a
-    s1 = np.sum(w * g.treated, axis=-2)
-    s0 = np.sum(w * (1.0 - g.treated), axis=-2)
+    s1 = np.sum(w * g.treated, axis=0)
+    s0 = np.sum(w * (1.0 - g.treated), axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        m1 = np.sum(w * g.treated * g.mean, axis=-2) / s1
-        m0 = np.sum(w * (1.0 - g.treated) * g.mean, axis=-2) / s0
-    fitted = np.where(g.treated > 0, m1[..., None, :], m0[..., None, :])
+        m1 = np.sum(w * g.treated * g.mean, axis=0) / s1
+        m0 = np.sum(w * (1.0 - g.treated) * g.mean, axis=0) / s0
+    fitted = np.where(g.treated > 0, m1, m0)
     d = np.where(g.n > 0, g.mean - fitted, 0.0)
-    q = g.within + np.sum(w * d**2, axis=-2)
+    q = g.within + np.sum(w * d**2, axis=0)
     return _Terms(a, w, s0, s1, m0, m1, d, q)
 
 
 def _criterion(lam: np.ndarray, g: _Groups, dof: np.ndarray, reml: bool) -> np.ndarray:
-    """Minus twice the profiled (restricted) log-likelihood, up to a constant; shape of ``lam``."""
+    """Minus twice the profiled (restricted) log-likelihood, up to a constant, per feature."""
     t = _terms(lam, g)
     with np.errstate(divide="ignore", invalid="ignore"):
-        value = dof * np.log(t.q) + np.sum(np.log(t.a), axis=-2)
+        value = dof * np.log(t.q) + np.sum(np.log(t.a), axis=0)
         if reml:
             value = value + np.log(t.s0) + np.log(t.s1)
     return value
 
 
 def _variance_ratio(g: _Groups, dof: np.ndarray, reml: bool) -> np.ndarray:
-    """The (RE)ML ``lam`` of every feature: best of 0 and the grid, refined by golden section."""
+    """The (RE)ML ``lam`` of every feature: 0 where no subject has two cells, else the best of 0
+    and the grid, refined by golden section."""
+    identifiable = (g.n > 1).any(axis=0)
+    lam = np.zeros(len(identifiable))
+    if identifiable.any():
+        part = _Groups(g.n[:, identifiable], g.mean[:, identifiable], g.within[identifiable], g.treated)
+        lam[identifiable] = _search(part, dof[identifiable], reml)
+    return lam
+
+
+def _search(g: _Groups, dof: np.ndarray, reml: bool) -> np.ndarray:
     n_features = g.n.shape[1]
     grid = np.concatenate([[-np.inf], LOG_RATIO_GRID])
-    values = _criterion(np.broadcast_to(np.exp(grid)[:, None], (len(grid), n_features)), g, dof, reml)
-    best = np.nanargmin(np.where(np.isfinite(values), values, np.inf), axis=0)
+    values = np.stack([_criterion(np.full(n_features, np.exp(x)), g, dof, reml) for x in grid])  # (K, F)
+    best = np.argmin(np.where(np.isfinite(values), values, np.inf), axis=0)
     lo = grid[np.clip(best - 1, 1, len(grid) - 1)]
     hi = grid[np.clip(best + 1, 1, len(grid) - 1)]
     x1, x2 = hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo)
@@ -153,8 +163,7 @@ def _variance_ratio(g: _Groups, dof: np.ndarray, reml: bool) -> np.ndarray:
         f1, f2 = np.where(left, f_changed, f2), np.where(left, f1, f_changed)
     refined = np.exp((lo + hi) / 2)
     at_zero = (best == 0) | ~(_criterion(refined, g, dof, reml) < _criterion(np.zeros(n_features), g, dof, reml))
-    identifiable = (g.n > 1).any(axis=0)
-    return np.where(at_zero | ~identifiable, 0.0, refined)
+    return np.where(at_zero, 0.0, refined)
 
 
 def _group(values: np.ndarray, codes: np.ndarray, treated: np.ndarray) -> _Groups:

@@ -156,3 +156,15 @@ def test_a_subject_in_both_classes_is_refused():
         fit_random_intercept(np.ones((4, 1)), ["a", "a", "b", "b"], [True, False, False, False])
     with pytest.raises(ValueError, match="values must be"):
         fit_random_intercept(np.ones(4), ["a", "a", "b", "b"], [True, True, False, False])
+
+
+def test_features_fitted_together_equal_features_fitted_apart():
+    values, subject, treated = clustered(10, np.arange(2, 12), [(1.0, 0.5), (0.0, 1.0), (2.0, 0.0)])
+    first = np.r_[True, subject[1:] != subject[:-1]]
+    values[~first, 1] = np.nan  # one cell per subject: no subject variance to estimate
+    together = fit_random_intercept(values, subject, treated)
+    for f in range(values.shape[1]):
+        apart = fit_random_intercept(values[:, [f]], subject, treated)
+        for field, ours in zip(together._fields, together):
+            assert ours[f] == pytest.approx(getattr(apart, field)[0], rel=1e-6), field
+    assert together.icc[1] == 0.0

@@ -72,6 +72,8 @@ def test_subject_level_tests_keep_their_false_positive_rate_and_the_cell_t_test_
     medians = np.stack([np.median(values[subject == s], axis=0) for s in range(16)])
     mann_whitney = stats.mannwhitneyu(medians[:8], medians[8:], axis=0).pvalue
     t_test = stats.ttest_ind(values[is_all], values[~is_all]).pvalue
+    print("share of p < 0.05: " + ", ".join(f"{name} {np.mean(p < 0.05):.2%}" for name, p in (
+        ("Mann-Whitney", mann_whitney), ("mixed t", mixed), ("mixed normal", wald_z), ("cell t test", t_test))))
     assert np.mean(mann_whitney < 0.05) < 0.07  # exact test: at most 5 %
     assert np.mean(mixed < 0.05) < 0.07
     assert np.mean(wald_z < 0.05) > np.mean(mixed < 0.05)  # the normal reference is liberal with 16 subjects

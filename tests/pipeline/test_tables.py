@@ -76,7 +76,8 @@ def test_parquet_holds_the_dictionary_in_its_metadata_and_csv_beside_it(tmp_path
 def test_a_dictionary_that_does_not_match_is_refused(tmp_path):
     frame = mixed_types()
     wrong = pd.DataFrame({"name": ["subject", "n_cells", "value", "extra"]})
-    with pytest.raises(ValueError, match=r"columns without an entry \['passed'\], entries without a column \['extra'\]"):
+    mismatch = r"columns without an entry \['passed'\], entries without a column \['extra'\]"
+    with pytest.raises(ValueError, match=mismatch):
         write_table(frame, tmp_path / "t", dictionary=wrong)
     with pytest.raises(ValueError, match="a data dictionary needs a 'name' column"):
         write_table(frame, tmp_path / "t", dictionary=pd.DataFrame({"column": frame.columns}))
