@@ -37,8 +37,7 @@ from leukoscope.classifiers import (
 )
 from leukoscope.classifiers.heads import DENSE_LAYER
 from leukoscope.features import Backbone, build_extractor, embed_batch, get_backbone, prepare_batch
-from leukoscope.segmentation import DiceCrossEntropy, build_unet, refine_labels
-from leukoscope.segmentation.unet import encode_input, encode_target
+from leukoscope.segmentation import DiceCrossEntropy, build_unet, encode_input, encode_target, refine_labels
 from tests.features.conftest import make_cell
 
 #: Input side of every backbone: the smallest InceptionV3 takes (Xception needs 71).

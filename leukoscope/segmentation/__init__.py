@@ -1,11 +1,12 @@
 """Segmentation of single-cell images: pure functions on numpy arrays.
 
 The threshold segmentation (:func:`segment_cell`) and everything around it (channels,
-contrast enhancement, thresholds, mask clean-up, expert-mask decoding, Dice, overlays) load
-with this package. The refiner U-Net (:func:`build_unet`, :func:`refine_labels`,
-:func:`refine_result`, :class:`DiceCrossEntropy`) needs Keras, which is imported the first
-time one of those names is used, so ``import leukoscope.segmentation`` stays fast.
-Examples of every name: docs/api.md.
+contrast enhancement, thresholds, mask clean-up, expert-mask decoding, Dice, overlays), and
+the functions that apply or train the refiner U-Net, load with this package. The U-Net itself
+(:func:`build_unet`, :class:`DiceCrossEntropy`) lives in a module that imports Keras, which is
+therefore imported the first time one of those two names is used, so
+``import leukoscope.segmentation`` stays fast (``from leukoscope.segmentation import *`` loads
+Keras too). Examples of every name: docs/api.md.
 """
 
 from __future__ import annotations
@@ -27,19 +28,19 @@ from leukoscope.segmentation.expert_masks import (
 from leukoscope.segmentation.labels import BACKGROUND, CYTOPLASM, NUCLEUS, as_label_mask
 from leukoscope.segmentation.metrics import dice, iou, label_scores
 from leukoscope.segmentation.overlay import cell_window, draw_overlay, montage
+from leukoscope.segmentation.refine import refine_labels, refine_result
 from leukoscope.segmentation.split import solidity, split_touching
 from leukoscope.segmentation.threshold import compute_threshold, threshold_otsu, threshold_triangle
+from leukoscope.segmentation.unet_encoding import encode_input, encode_target
+from leukoscope.segmentation.unet_training import fit_unet
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; at run time these load on first use
-    from leukoscope.segmentation.refine import refine_labels, refine_result
     from leukoscope.segmentation.unet import DiceCrossEntropy, build_unet
 
 #: Names whose module imports Keras, and that module.
 _KERAS_NAMES = {
     "DiceCrossEntropy": "leukoscope.segmentation.unet",
     "build_unet": "leukoscope.segmentation.unet",
-    "refine_labels": "leukoscope.segmentation.refine",
-    "refine_result": "leukoscope.segmentation.refine",
 }
 
 
@@ -82,10 +83,13 @@ __all__ = [
     "detect_background",
     "dice",
     "draw_overlay",
+    "encode_input",
+    "encode_target",
     "enhance_channel",
     "equalize_histogram",
     "extract_channel",
     "fill_holes",
+    "fit_unet",
     "iou",
     "is_blank",
     "keep_central_component",

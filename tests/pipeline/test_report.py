@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from leukoscope.classifiers.choices import Protocol
-from leukoscope.pipeline.compare import summarise
+from leukoscope.pipeline.stages.compare import summarise
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.report import confusion_grid, paper_table, results_table, write_report
 
