@@ -76,4 +76,4 @@ def test_heads_train_and_the_refiner_predicts_under_jax(tmp_path):
     assert results["unfrozen_layers"] == 1
     assert results["full_head_changed"] and results["backbone_top_changed"] and math.isfinite(results["full_loss"])
     assert results["refiner_keeps_threshold_labels"]  # an untrained refiner returns the threshold labels
-    assert math.isfinite(results["refiner_loss"])
+    assert math.isfinite(results["refiner_loss"]) and results["refiner_loss_is_dice_cross_entropy"]
