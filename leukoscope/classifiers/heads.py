@@ -65,8 +65,10 @@ def one_hot(y: np.ndarray) -> np.ndarray:
 def head_scores(outputs: np.ndarray) -> np.ndarray:
     """P(ALL) from the head's two independent sigmoid outputs.
 
-    The two sigmoids need not sum to one; ``s_ALL / (s_ALL + s_HEM)`` is above 0.5 exactly when
-    the ALL output is the larger, so thresholding it at 0.5 gives the paper's arg-max class.
+    The two sigmoids need not sum to one; ``s_ALL / (s_ALL + s_HEM)`` is at least 0.5 exactly
+    when the ALL output is at least the HEM output, so the project's one threshold rule (ALL when
+    P(ALL) >= 0.5, :func:`~leukoscope.classifiers.metrics.predict_labels`) gives the paper's
+    arg-max class, a tie going to ALL. Two outputs of zero give 0.5, hence ALL.
 
     Parameters
     ----------

@@ -48,6 +48,7 @@ from leukoscope.classifiers.heads import (
     predict_scores,
     unfreeze_top,
 )
+from leukoscope.classifiers.metrics import predict_labels
 from leukoscope.classifiers.splits import encode_labels, iter_splits, resolve_protocol
 from leukoscope.pipeline.atomic import atomic_path, write_csv, write_json, write_png
 from leukoscope.pipeline.compare import PREDICTION_COLUMNS
@@ -283,7 +284,7 @@ def train_backbone(config: Config, run: RunDir, samples: pd.DataFrame, backbone:
         rows.append(pd.DataFrame({
             "sample_id": samples["sample_id"].to_numpy()[test], "subject": samples["subject"].to_numpy()[test],
             "protocol": protocol.value, "fold": split.fold, "model": HEAD_MODEL, "feature_set": f"head_{name}",
-            "y_true": trainer.y[test], "y_score": score, "y_pred": (score > 0.5).astype(int),
+            "y_true": trainer.y[test], "y_score": score, "y_pred": predict_labels(score),
             WEIGHTS_COLUMN: job.weights.label,
         }))
     if len(splits) > 1:  # cross-validation: the saved model is trained on every labelled sample

@@ -84,7 +84,7 @@ def test_predictions_cover_the_test_part_and_record_the_weights(trained):
     assert set(predictions["model"]) == {"sigmoid_head"} and set(predictions["feature_set"]) == {"head_vgg16"}
     assert (predictions["weights"] == "random").all()
     assert predictions["y_score"].between(0, 1).all()
-    np.testing.assert_array_equal(predictions["y_pred"], (predictions["y_score"] > 0.5).astype(int))
+    np.testing.assert_array_equal(predictions["y_pred"], (predictions["y_score"] >= 0.5).astype(int))
     expected = test.set_index("sample_id").loc[predictions["sample_id"], "label"].eq("ALL").astype(int)
     np.testing.assert_array_equal(predictions["y_true"], expected)
     info = json.loads(run.info_path.read_text())
