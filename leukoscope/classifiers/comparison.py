@@ -198,12 +198,12 @@ def paired_comparisons(
     is_ref = (predictions["model"] == reference[0]) & (predictions["feature_set"] == reference[1])
     if not is_ref.any():
         raise ValueError(f"reference {tuple(reference)} has no predictions; pick a (model, feature_set) present")
-    ref = predictions[is_ref].drop(columns=KEYS).set_index("sample_id")
+    ref = predictions[is_ref].drop(columns=KEYS)
     rows = []
     for key, group in predictions.groupby(KEYS, sort=False):
         if key == tuple(reference):
             continue
-        paired = group.set_index("sample_id").join(ref, how="inner", rsuffix="_ref")
+        paired = group.merge(ref, on="sample_id", how="inner", suffixes=("", "_ref"), validate="one_to_one")
         if paired.empty or (paired["y_true"] != paired["y_true_ref"]).any():
             raise ValueError(
                 f"{key} and the reference {tuple(reference)} " + ("share no test cell" if paired.empty else
