@@ -2,7 +2,13 @@
 
 A result means something only beside what a classifier that ignores the image scores: the
 majority-class baseline calls every test cell the class that is commoner in the training
-part. Its balanced accuracy is 0.5 by construction, its accuracy the share of that class.
+part. On one test part its balanced accuracy is 0.5 by construction and its accuracy the share
+of that class. Pooled over cross-validation folds it can fall below 0.5: a fold whose test part
+is richer in one class has a training part poorer in it, so the baseline calls that fold's test
+cells the other class. Stratified folds keep the class shares nearly equal and the pooled value
+near 0.5; grouped or blocked folds, whose shares vary more, may not. That dip is what pooling
+does to any classifier that leans on the training prevalence, so show the baseline row as
+measured.
 """
 
 from __future__ import annotations

@@ -41,16 +41,19 @@ def test_a_tied_training_part_is_called_all_by_the_threshold_rule():
     assert pred["y_pred"].tolist() == [1, 1] and pred["y_score"].tolist() == [0.5, 0.5]
 
 
-def test_majority_baseline_balanced_accuracy_is_one_half_under_every_protocol():
+def test_majority_baseline_balanced_accuracy_is_one_half_per_fold_under_every_protocol():
     rng = np.random.default_rng(0)
     labels = np.where(rng.random(90) < 0.7, "ALL", "HEM")
     for protocol, subjects in (("group-cv", [f"p{k % 15}" if l == "ALL" else f"h{k % 9}" for k, l in enumerate(labels)]),
-                               ("stratified-cv", [""] * 90)):
+                               ("stratified-cv", [""] * 90), ("blocked-cv", [""] * 90)):
         t = pd.DataFrame({"sample_id": [f"Im{k:03d}" for k in range(90)], "label": labels, "subject": subjects})
-        pred = majority_predictions(t, iter_splits(t, protocol=protocol, folds=3, seed=0))
-        m = binary_metrics(pred["y_true"], pred["y_score"], pred["y_pred"])
-        assert m["balanced_accuracy"] == 0.5
-        assert m["accuracy"] == pytest.approx((labels == "ALL").mean())
+        pred = majority_predictions(t, iter_splits(t, protocol=protocol, folds=3, seed=0, block_size=3))
+        for _, fold in pred.groupby("fold"):
+            assert binary_metrics(fold["y_true"], fold["y_score"], fold["y_pred"])["balanced_accuracy"] == 0.5
+        if protocol == "stratified-cv":  # equal class shares in every fold: pooled 0.5 too
+            m = binary_metrics(pred["y_true"], pred["y_score"], pred["y_pred"])
+            assert m["balanced_accuracy"] == 0.5
+            assert m["accuracy"] == pytest.approx((labels == "ALL").mean())
 
 
 def test_class_counts_per_split_and_part():
