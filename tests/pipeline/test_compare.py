@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +16,6 @@ from leukoscope.pipeline.config import Config, load_config
 from leukoscope.pipeline.datasets import load_dataset
 from leukoscope.pipeline.rundir import RunDir
 
-REPO = Path(__file__).resolve().parents[2]
 
 FAST = {"compare.models": "knn", "compare.bootstrap": 200, "compare.folds": 3, "compare.inner_folds": 2,
         "run.quiet": True}
@@ -170,7 +168,7 @@ def test_allidb2_best_handcrafted_model_reaches_the_floor(shared_data, tmp_path)
     """ALL-IDB2, stratified 5-fold, the shipped config: segmentation -> handcrafted features -> SVM."""
     samples = load_dataset(shared_data / "all-idb2", "allidb2").samples.assign(sha256="")
     run = RunDir(tmp_path / "run")
-    cfg = load_config(REPO / "configs" / "allidb2.toml").with_overrides({
+    cfg = load_config("allidb2").with_overrides({
         "data.path": str(shared_data / "all-idb2"), "data.masks": "", "run.out": str(run.path),
         "run.quiet": True, "features.backbones": "none", "compare.models": "svm",
         "compare.feature_sets": "handcrafted", "compare.bootstrap": 200,
