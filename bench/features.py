@@ -26,15 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from leukoscope.features.registry import compute_features, feature_names
 from leukoscope.features.regions import to_gray
+from leukoscope.features.registry import compute_features, feature_names
 from leukoscope.pipeline.atomic import write_png
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.datasets import load_dataset
@@ -146,4 +145,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -78,7 +78,9 @@ def write_cells(drawn: pd.DataFrame, cells: int, folder: Path) -> Path:
     for i in range(cells):
         cell = drawn.iloc[i % len(drawn)]
         name = f"{i % len(drawn):05d}_v{i // len(drawn):03d}.bmp"
-        cv2.imwrite(str(folder / name), variant(cv2.imread(cell["path"], cv2.IMREAD_COLOR), i // len(drawn)))
+        image = cv2.imread(cell["path"], cv2.IMREAD_COLOR)
+        assert image is not None, f"cannot read {cell['path']}"
+        cv2.imwrite(str(folder / name), variant(image, i // len(drawn)))
         rows.append({"path": name, "label": cell["label"], "subject": cell["subject"], "split": cell["split"]})
     pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
     return folder / "manifest.csv"
@@ -99,7 +101,7 @@ def measure(drawn: pd.DataFrame, cells: int, jobs: int, workdir: Path) -> dict[s
             except psutil.NoSuchProcess:  # a worker ended between listing and reading
                 pass
             time.sleep(SAMPLE_EVERY)
-        stdout = process.stdout.read()
+        stdout, _ = process.communicate()
         if process.returncode:
             raise SystemExit(f"the run on {cells} cells failed (exit code {process.returncode})")
         result = json.loads(stdout.strip().splitlines()[-1])

@@ -130,7 +130,7 @@ def _inner_splits(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """The inner (tuning) splits: by subject when every training row has one, else by image."""
     grouped = groups is not None and bool((groups != "").all())
-    units = [len(set(groups[y == c])) if grouped else int((y == c).sum()) for c in (1, 0)]
+    units = [len(set(groups[y == c])) if grouped and groups is not None else int((y == c).sum()) for c in (1, 0)]
     if min(units) < folds:
         kind = "subjects" if grouped else "images"
         raise EvaluationError(
@@ -187,7 +187,9 @@ def fit_predict(
     """
     name = ClassifierName(name)
     if inner_folds < 2:
-        raise EvaluationError(f"the inner cross-validation needs at least 2 folds, got compare.inner_folds = {inner_folds}")
+        raise EvaluationError(
+            f"the inner cross-validation needs at least 2 folds, got compare.inner_folds = {inner_folds}"
+        )
     y_train = np.asarray(y_train, dtype=int)
     group_array = None if groups is None else np.asarray(groups, dtype=object).astype(str)
     inner = _inner_splits(x_train, y_train, group_array, inner_folds, seed)

@@ -74,7 +74,8 @@ class RunConfig:
     jobs: int = option(1, "Parallel workers.", Interval(1, extra=(-1,), meaning="-1: every core this process may use"),
                        resolve=all_cores)
     backend: Backend = option(Backend.LOKY, "joblib backend of the per-image work (`dask` needs `leukoscope[dask]`).")
-    scheduler: str = option("", "Address of a running Dask scheduler (with `backend = \"dask\"`; empty: a local cluster).")
+    scheduler: str = option("", "Address of a running Dask scheduler (with `backend = \"dask\"`; empty: a local "
+                                "cluster).")
     seed: int = option(0, "Random seed of the splits, the models and the bootstrap.", SEED)
     quiet: bool = option(False, "No progress bars; warnings and errors only.")
 
@@ -88,7 +89,8 @@ class SegmentationConfig:
     nucleus_method: ThresholdMethod = option(ThresholdMethod.OTSU, "Threshold method of the nucleus.")
     cell_channel: Channel = option(Channel.LAB_B, "Colour plane the whole cell is thresholded in.")
     cell_method: ThresholdMethod = option(ThresholdMethod.TRIANGLE, "Threshold method of the whole cell.")
-    background: Background = option(Background.AUTO, "Surround of the cells: black (C-NMC) or a smear; `auto` decides per image.")
+    background: Background = option(Background.AUTO, "Surround of the cells: black (C-NMC) or a smear; `auto` decides "
+                                                     "per image.")
     min_size: int = option(64, "Smallest object kept, in pixels.", POSITIVE)
     split_solidity: float = option(0.9, "Cells less solid than this are split from touching neighbours.",
                                    Interval(0, 1, open_low=True))
@@ -107,8 +109,10 @@ class FeaturesConfig:
     backbones: tuple[Backbone, ...] = option((), "CNN backbones to embed every cell with (frozen, ImageNet weights).")
     weights: str = option(AUTO, "CNN weights: `imagenet` (Keras' cache or download), a folder of the official "
                                 "no-top .h5 files, `random` (untrained), or `auto` (imagenet, else random).",
-                          PathRule("folder", "holding the official Keras no-top .h5 files", words=(AUTO, IMAGENET, RANDOM)))
-    input_size: int = option(0, "Side of the square CNN input in pixels; each backbone has its own minimum.", INPUT_SIZE)
+                          PathRule("folder", "holding the official Keras no-top .h5 files",
+                                   words=(AUTO, IMAGENET, RANDOM)))
+    input_size: int = option(0, "Side of the square CNN input in pixels; each backbone has its own minimum.",
+                             INPUT_SIZE)
     batch_size: int = option(32, "Images per CNN batch.", POSITIVE)
     mask_background: bool = option(True, "Black out the background around the segmented cell before the CNN.")
     threads: int = option(0, "CPU threads of one TensorFlow operation.", Interval(0, meaning="0: all cores"))
@@ -126,7 +130,8 @@ class HeadsConfig:
     dropout: float = option(0.5, "Dropout rate before the dense layer.", allowed="[0, 1)")
     restore_best_weights: bool = option(False, "Keep the weights of the best validation epoch (Keras' EarlyStopping).")
     class_weight: bool = option(False, "Weigh both classes equally in the loss.")
-    unfreeze_top: int = option(0, "Backbone layers fine-tuned in a second phase (needs `fine_tune_epochs`).", Interval(0))
+    unfreeze_top: int = option(0, "Backbone layers fine-tuned in a second phase (needs `fine_tune_epochs`).",
+                               Interval(0))
     fine_tune_epochs: int = option(0, "Epochs of the second phase.", Interval(0))
     fine_tune_learning_rate: float = option(1e-5, "Learning rate of the second phase.", Interval(0, open_low=True))
     input_size: int = option(0, "Side of the square head input in pixels.", INPUT_SIZE)
@@ -145,10 +150,12 @@ class CompareConfig:
     folds: int = option(5, "Outer cross-validation folds.", Interval(2))
     inner_folds: int = option(3, "Inner cross-validation folds that tune the hyper-parameters.", Interval(2))
     models: tuple[ClassifierName, ...] = option(tuple(ClassifierName), "Classical classifiers.")
-    feature_sets: tuple[FeatureSetKind, ...] = option(tuple(FeatureSetKind), "Feature sets the classifiers are compared on.")
+    feature_sets: tuple[FeatureSetKind, ...] = option(tuple(FeatureSetKind),
+                                                      "Feature sets the classifiers are compared on.")
     hybrid_pca: int = option(0, "Principal components of the embedding part of hybrid sets.",
                              Interval(0, meaning="0: no PCA"))
-    bootstrap: int = option(1000, "Bootstrap resamples of the 95 % confidence intervals.", Interval(0, meaning="0: none"))
+    bootstrap: int = option(1000, "Bootstrap resamples of the 95 % confidence intervals.",
+                            Interval(0, meaning="0: none"))
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ when it is read, which is still before any work. An error
 is one line that names the file, the key and the allowed values:
 
 ```
-leukoscope: error: my.toml: key 'data.dataset': 'kaggle' is not allowed; allowed: 'auto', 'cnmc', 'allidb2', 'folder', 'manifest'
+leukoscope: error: my.toml: key 'compare.folds': 1 is out of range; allowed: >= 2
 ```
 
 Lists take `["all"]` for every choice and `[]` for none.

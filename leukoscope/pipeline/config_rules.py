@@ -239,14 +239,15 @@ def coerce(value: Any, annotation: Any, where: str, *, strict: bool) -> Any:
         hint = "; in TOML write numbers and true/false without quotes" if strict and isinstance(value, str) else ""
         raise ConfigError(f"{where}: expected {'a ' if annotation is not int else 'an '}"
                           f"{type_name(annotation)}, got {_shown(value)}{hint}")
-    return float(value) if annotation is float else value
+    return float(typing.cast(float, value)) if annotation is float else value
 
 
 def field_problem(field: dataclasses.Field[Any], value: Any) -> str | None:
     """What the field's rule refuses in ``value`` (``None``: allowed), with the allowed values."""
     rule = field.metadata.get("rule")
-    problem = rule.problem(value) if rule is not None else None
-    return f"{problem}; allowed: {rule.describe()}" if problem else None
+    if rule is None or (problem := rule.problem(value)) is None:
+        return None
+    return f"{problem}; allowed: {rule.describe()}"
 
 
 def allowed_text(field: dataclasses.Field[Any], annotation: Any) -> str:

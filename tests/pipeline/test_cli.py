@@ -21,7 +21,8 @@ def test_help_lists_the_subcommands(capsys):
 def test_flags_override_the_config_file(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[run]\njobs = 3\nout = "runs/x"\n[data]\npath = "d"\n')
-    args = cli.build_parser().parse_args(["features", "--config", str(path), "--jobs", "1", "--backbones", "vgg16,resnet50"])
+    args = cli.build_parser().parse_args(["features", "--config", str(path), "--jobs", "1",
+                                          "--backbones", "vgg16,resnet50"])
     config = cli.resolve_config(args)
     assert config.run.jobs == 1 and config.run.out == "runs/x" and config.data.path == "d"
     assert [b.value for b in config.features.backbones] == ["vgg16", "resnet50"]

@@ -34,7 +34,8 @@ def test_a_path_is_read_as_a_file(tmp_path, monkeypatch):
 
 def test_values_are_converted_to_enums(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('[data]\ndataset = "cnmc"\n[segmentation]\nnucleus_method = "zack"\n[features]\nbackbones = ["resnet50", "vgg16"]\n')
+    path.write_text('[data]\ndataset = "cnmc"\n[segmentation]\nnucleus_method = "zack"\n'
+                    '[features]\nbackbones = ["resnet50", "vgg16"]\n')
     config = load_config(path)
     assert config.data.dataset is DatasetKind.CNMC
     assert config.segmentation.nucleus_method is ThresholdMethod.ZACK
@@ -56,7 +57,8 @@ def test_the_defaults_pass_every_check():
     [
         ('[dataa]\npath = "x"\n', r"c\.toml: unknown section \[dataa\]; allowed sections: compare, data"),
         ('[data]\npth = "x"\n', r"c\.toml: unknown key 'data\.pth'; allowed keys in \[data\]: path, dataset"),
-        ('[data]\ndataset = "kaggle"\n', r"c\.toml: key 'data\.dataset': 'kaggle' is not allowed; allowed: 'auto', 'cnmc'"),
+        ('[data]\ndataset = "kaggle"\n',
+         r"c\.toml: key 'data\.dataset': 'kaggle' is not allowed; allowed: 'auto', 'cnmc'"),
         ("[run]\njobs = \"many\"\n", r"c\.toml: key 'run\.jobs': expected an integer, got the string 'many'"),
         ("[run]\njobs = \"4\"\n", r"c\.toml: key 'run\.jobs': expected an integer, got the string '4'; in TOML write "
                                   "numbers and true/false without quotes"),
@@ -70,23 +72,27 @@ def test_the_defaults_pass_every_check():
         ("[run]\nout = 3\n", r"key 'run\.out': expected a string, got the integer 3"),
         ('[heads]\nlearning_rate = "0.1"\n', r"key 'heads\.learning_rate': expected a number, got the string '0\.1'"),
         ("[heads]\nlearning_rate = 0\n", r"key 'heads\.learning_rate': 0\.0 is out of range; allowed: > 0"),
-        ("[segmentation]\nsplit_solidity = 1.5\n", r"key 'segmentation\.split_solidity': 1\.5 is out of range; allowed: \(0, 1\]"),
+        ("[segmentation]\nsplit_solidity = 1.5\n",
+         r"key 'segmentation\.split_solidity': 1\.5 is out of range; allowed: \(0, 1\]"),
         ("[segmentation]\nmin_size = 0\n", r"key 'segmentation\.min_size': 0 is out of range; allowed: >= 1"),
         ("[compare]\nfolds = 1\n", r"key 'compare\.folds': 1 is out of range; allowed: >= 2"),
         ("[data]\ndemo_subjects = 5\n", r"key 'data\.demo_subjects': 5 is out of range; allowed: even, >= 4"),
         ("[data]\ndemo_cells = 3\n", r"c\.toml: data\.demo_cells = 3 is below data\.demo_subjects = 12"),
         ('[features]\nbackbones = ["resnet51"]\n', r"'resnet51' is not allowed; allowed: 'vgg16', 'vgg19'"),
-        ('[features]\nbackbones = "vgg16"\n', r"key 'features\.backbones': expected a list of strings, e\.g\. \[\"vgg16\"\], "
-                                             r"got the string 'vgg16'"),
+        ('[features]\nbackbones = "vgg16"\n',
+         r"key 'features\.backbones': expected a list of strings, e\.g\. \[\"vgg16\"\], got the string 'vgg16'"),
         ('[features]\nfamilies = ["colour", "colour"]\n', r"key 'features\.families': 'colour' listed more than once"),
-        ('[features]\nweights = "imagnet"\n', r"c\.toml: key 'features\.weights': 'imagnet' is no keyword and no existing "
-                                              r"folder; allowed: 'auto', 'imagenet', 'random' or an existing folder"),
-        ("[features]\nharalick_levels = 300\n", r"c\.toml: haralick grey levels must be between 2 and 255 .*features\.haralick_levels"),
+        ('[features]\nweights = "imagnet"\n',
+         r"c\.toml: key 'features\.weights': 'imagnet' is no keyword and no existing folder; "
+         r"allowed: 'auto', 'imagenet', 'random' or an existing folder"),
+        ("[features]\nharalick_levels = 300\n",
+         r"c\.toml: haralick grey levels must be between 2 and 255 .*features\.haralick_levels"),
         ("[features]\nharalick_distance = 0\n", r"c\.toml: haralick distance must be .*features\.haralick_distance"),
         ('[features]\nbackbones = ["inceptionv3"]\ninput_size = 32\n',
          r"c\.toml: key 'features\.input_size': inceptionv3 needs an input of at least 75x75 pixels, got 32"),
         ('[segmentation]\nrefiner_model = "nope.keras"\n',
-         r"c\.toml: key 'segmentation\.refiner_model': file 'nope\.keras' does not exist; allowed: '' \(unset\) or an existing file"),
+         r"c\.toml: key 'segmentation\.refiner_model': file 'nope\.keras' does not exist; "
+         r"allowed: '' \(unset\) or an existing file"),
         ('[run]\nscheduler = "tcp://host:8786"\n', r"c\.toml: run\.scheduler is set but run\.backend is 'loky'"),
         ("[data]\nx = 1\ny = 2\n[data.z]\n", r"unknown key 'data\.x'"),
         ("[data]\npath = {a = 1}\n", r"key 'data\.path': expected a string, got the table \{'a': 1\}"),
@@ -108,7 +114,8 @@ def test_errors_name_file_key_and_allowed_values(tmp_path, text, message):
          r"heads\.validation_fraction must be between 0 and 1"),
         ({"heads.backbones": "vgg16", "heads.input_size": 32, "heads.unfreeze_top": 2},
          r"heads\.unfreeze_top = 2 asks for a second fine-tuning phase"),
-        ({"heads.backbones": "vgg16", "heads.input_size": 32, "heads.dropout": 1.0}, r"heads\.dropout must be in \[0, 1\)"),
+        ({"heads.backbones": "vgg16", "heads.input_size": 32, "heads.dropout": 1.0},
+         r"heads\.dropout must be in \[0, 1\)"),
     ],
 )
 def test_heads_settings_are_checked_when_heads_are_trained(overrides, message):
@@ -157,7 +164,8 @@ def test_command_line_strings_are_parsed():
                                       "features.families": "colour, haralick", "compare.protocol": "group-cv"})
     assert (config.run.jobs, config.run.quiet, config.heads.dropout) == (3, True, 0.25)
     assert config.features.families == (Family.COLOUR, Family.HARALICK)
-    with pytest.raises(ConfigError, match=r"^command line: key 'run\.jobs': expected an integer, got the string '3\.5'$"):
+    message = r"^command line: key 'run\.jobs': expected an integer, got the string '3\.5'$"
+    with pytest.raises(ConfigError, match=message):
         Config().with_overrides({"run.jobs": "3.5"})
 
 

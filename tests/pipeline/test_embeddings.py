@@ -13,6 +13,7 @@ from leukoscope.pipeline.atomic import write_png
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.embeddings import run_embeddings
 from leukoscope.pipeline.rundir import RunDir, sha256_file
+
 from .cell_table import cell_image, write_cells
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -149,7 +149,8 @@ def test_segment_with_a_refiner_writes_refined_masks_and_both_outlines(demo, tmp
                          str(tmp_path / f"{name}.keras")]) == 0
 
     def read(run, kind):
-        return {p.name: cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted((run / "segmentation" / kind).glob("*.png"))}
+        paths = sorted((run / "segmentation" / kind).glob("*.png"))
+        return {p.name: cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in paths}
 
     # nothing changed: same masks, and the threshold outlines are hidden under the refined ones
     for kind in ("masks", "overlays"):

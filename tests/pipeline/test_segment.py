@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from leukoscope.pipeline import segment
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.groundtruth import ExpertMaskError
 from leukoscope.pipeline.rundir import RunDir
-from leukoscope.pipeline import segment
 from leukoscope.pipeline.segment import SCORE_COLUMNS, pick_montage, run_segment
 from leukoscope.segmentation.cell import segment_cell
 from leukoscope.segmentation.overlay import CELL_COLOUR, cell_window
@@ -48,7 +48,8 @@ def dataset(tmp_path_factory):
     cv2.imwrite(str(images / "black.bmp"), np.zeros((64, 64, 3), np.uint8))
     (images / "broken.bmp").write_bytes(b"BM not really")
     rows.append({"sample_id": "black", "path": str(images / "black.bmp"), "label": "HEM", "subject": "s1", "split": ""})
-    rows.append({"sample_id": "broken", "path": str(images / "broken.bmp"), "label": "ALL", "subject": "s0", "split": ""})
+    rows.append({"sample_id": "broken", "path": str(images / "broken.bmp"), "label": "ALL", "subject": "s0",
+                 "split": ""})
     samples = pd.DataFrame(rows).assign(sha256="")
     return samples, masks
 
