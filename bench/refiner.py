@@ -44,16 +44,10 @@ from segmentation_dice import METHODS, load_sets, mean_dice  # noqa: E402
 
 from leukoscope.pipeline.atomic import write_csv  # noqa: E402
 from leukoscope.pipeline.config import SegmentationConfig  # noqa: E402
-from leukoscope.pipeline.refiner import (  # noqa: E402
-    SHIPPED_MODEL,
-    TrainingSettings,
-    load_refiner,
-    mean_scores,
-    score_refiner,
-    sidecar,
-    train_refiner,
-)
-from leukoscope.pipeline.segment import segmentation_options  # noqa: E402
+from leukoscope.pipeline.refiner_data import TrainingSettings, mean_scores, score_refiner  # noqa: E402
+from leukoscope.pipeline.refiner_model import SHIPPED_MODEL, load_refiner, sidecar  # noqa: E402
+from leukoscope.pipeline.segmentation_settings import segmentation_options  # noqa: E402
+from leukoscope.pipeline.train_refiner import train_refiner  # noqa: E402
 from leukoscope.segmentation.choices import Channel  # noqa: E402
 from leukoscope.segmentation.unet import MODEL_NAME  # noqa: E402
 

@@ -31,7 +31,7 @@ import numpy as np
 from leukoscope.pipeline.config import SegmentationConfig
 from leukoscope.pipeline.groundtruth import match_masks, read_expert_mask
 from leukoscope.pipeline.imageio import read_image
-from leukoscope.pipeline.segment import segmentation_options
+from leukoscope.pipeline.segmentation_settings import segmentation_options
 from leukoscope.segmentation.cell import segment_cell
 from leukoscope.segmentation.channels import extract_channel
 from leukoscope.segmentation.choices import Channel, Enhancement, ThresholdMethod

@@ -26,6 +26,21 @@ NO_WEIGHTS = "none"
 """The ``weights`` recorded for feature sets without a CNN (handcrafted)."""
 
 
+def cnn_name(backbone: str) -> str:
+    """``cnn_<backbone>``: the feature set of a backbone's embeddings (also its CSV stem and column prefix)."""
+    return f"cnn_{backbone}"
+
+
+def hybrid_name(backbone: str) -> str:
+    """``hybrid_<backbone>``: handcrafted features joined with a backbone's embeddings."""
+    return f"hybrid_{backbone}"
+
+
+def head_name(backbone: str) -> str:
+    """``head_<backbone>``: the feature-set name of a backbone's sigmoid head in predictions."""
+    return f"head_{backbone}"
+
+
 @dataclass(frozen=True, eq=False)
 class FeatureSet:
     """One feature set, ready for the classifiers.
@@ -161,7 +176,8 @@ def hybrid_set(
         embeddings[["sample_id", *cnn_columns]], on="sample_id", how="inner", validate="one_to_one"
     )
     pca = np.arange(len(hand_columns), len(hand_columns) + len(cnn_columns))
-    return _feature_set(f"hybrid_{backbone}", joined, hand_columns + cnn_columns, weights_of(embeddings), pca)
+    return _feature_set(hybrid_name(backbone), joined, hand_columns + cnn_columns, weights_of(embeddings), pca)
 
 
-__all__ = ["FeatureSet", "ID_COLUMNS", "NO_WEIGHTS", "feature_columns", "hybrid_set", "single_set", "weights_of"]
+__all__ = ["FeatureSet", "ID_COLUMNS", "NO_WEIGHTS", "cnn_name", "feature_columns", "head_name", "hybrid_name",
+           "hybrid_set", "single_set", "weights_of"]

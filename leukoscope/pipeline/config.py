@@ -127,7 +127,7 @@ class HeadsConfig:
     patience: int = option(5, "EarlyStopping patience on the validation loss, in epochs.", Interval(0))
     batch_size: int = option(40, "Images per training batch.", POSITIVE)
     learning_rate: float = option(0.001, "Adamax learning rate.", Interval(0, open_low=True))
-    dropout: float = option(0.5, "Dropout rate before the dense layer.", allowed="[0, 1)")
+    dropout: float = option(0.5, "Dropout rate before the dense layer.", Interval(0, 1, open_high=True))
     restore_best_weights: bool = option(False, "Keep the weights of the best validation epoch (Keras' EarlyStopping).")
     class_weight: bool = option(False, "Weigh both classes equally in the loss.")
     unfreeze_top: int = option(0, "Backbone layers fine-tuned in a second phase (needs `fine_tune_epochs`).",
@@ -136,7 +136,7 @@ class HeadsConfig:
     fine_tune_learning_rate: float = option(1e-5, "Learning rate of the second phase.", Interval(0, open_low=True))
     input_size: int = option(0, "Side of the square head input in pixels.", INPUT_SIZE)
     validation_fraction: float = option(0.15, "Share of each training part held out for EarlyStopping, by subject.",
-                                        allowed="(0, 1)")
+                                        Interval(0, 1, open_low=True, open_high=True))
     mask_background: bool = option(False, "Black out the background around the segmented cell.")
     mixed_precision: bool = option(False, "Train in mixed_float16 (GPUs).")
 
@@ -255,10 +255,9 @@ def _check_together(config: Config) -> None:
             raise ValueError(f"key 'features.weights': the folder '{features.weights}' lacks {', '.join(missing)}; "
                              "put the official Keras no-top files there (README, 'CNN backbones and weights') "
                              "or set weights = \"auto\"")
-    if heads.backbones:  # the heads stage imports Keras anyway; without heads, it would cost seconds
-        from leukoscope.pipeline.heads import check_heads_config
-
-        check_heads_config(heads)
+    if heads.unfreeze_top > 0 and heads.fine_tune_epochs == 0:
+        raise ValueError(f"heads.unfreeze_top = {heads.unfreeze_top} asks for a second fine-tuning phase but "
+                         "heads.fine_tune_epochs is 0; set fine_tune_epochs (e.g. 5) or unfreeze_top = 0")
 
 
 def _shipped() -> Any:

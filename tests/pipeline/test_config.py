@@ -96,6 +96,11 @@ def test_the_defaults_pass_every_check():
         ('[run]\nscheduler = "tcp://host:8786"\n', r"c\.toml: run\.scheduler is set but run\.backend is 'loky'"),
         ("[data]\nx = 1\ny = 2\n[data.z]\n", r"unknown key 'data\.x'"),
         ("[data]\npath = {a = 1}\n", r"key 'data\.path': expected a string, got the table \{'a': 1\}"),
+        ("[heads]\nvalidation_fraction = 1.0\n",
+         r"key 'heads\.validation_fraction': 1\.0 is out of range; allowed: \(0, 1\)"),
+        ("[heads]\ndropout = 1\n", r"key 'heads\.dropout': 1\.0 is out of range; allowed: \[0, 1\)"),
+        ("[heads]\nunfreeze_top = 2\n", r"c\.toml: heads\.unfreeze_top = 2 asks for a second fine-tuning phase but "
+                                        r"heads\.fine_tune_epochs is 0"),
         ("[data\n", r"c\.toml' is not valid TOML"),
     ],
 )
@@ -105,24 +110,6 @@ def test_errors_name_file_key_and_allowed_values(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as info:
         load_config(path)
     assert "\n" not in str(info.value)
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"heads.backbones": "vgg16", "heads.input_size": 32, "heads.validation_fraction": 1.0},
-         r"heads\.validation_fraction must be between 0 and 1"),
-        ({"heads.backbones": "vgg16", "heads.input_size": 32, "heads.unfreeze_top": 2},
-         r"heads\.unfreeze_top = 2 asks for a second fine-tuning phase"),
-        ({"heads.backbones": "vgg16", "heads.input_size": 32, "heads.dropout": 1.0},
-         r"heads\.dropout must be in \[0, 1\)"),
-    ],
-)
-def test_heads_settings_are_checked_when_heads_are_trained(overrides, message):
-    with pytest.raises(ConfigError, match="command line: " + message):
-        Config().with_overrides(overrides)
-    unused = {k: v for k, v in overrides.items() if k not in ("heads.backbones",)}
-    assert Config().with_overrides(unused).heads.backbones == ()
 
 
 def test_a_weights_folder_must_hold_the_backbones_files(tmp_path):

@@ -8,19 +8,12 @@ import pandas as pd
 import pytest
 
 from leukoscope.pipeline import cli
+from leukoscope.pipeline.atomic import save_keras
 from leukoscope.pipeline.demo import generate_demo
 from leukoscope.pipeline.groundtruth import match_masks, read_expert_mask
-from leukoscope.pipeline.heads import save_keras
 from leukoscope.pipeline.imageio import read_image
-from leukoscope.pipeline.refiner import (
-    SHIPPED_MODEL,
-    THRESHOLD_COLOURS,
-    RefinerModelError,
-    RefinerTrainingError,
-    find_pairs,
-    load_refiner,
-    sidecar,
-)
+from leukoscope.pipeline.refiner_data import RefinerTrainingError, find_pairs
+from leukoscope.pipeline.refiner_model import SHIPPED_MODEL, THRESHOLD_COLOURS, RefinerModelError, load_refiner, sidecar
 from leukoscope.segmentation.cell import segment_cell
 from leukoscope.segmentation.metrics import label_scores
 from leukoscope.segmentation.refine import refine_labels

@@ -11,15 +11,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from leukoscope.pipeline import segment
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.groundtruth import ExpertMaskError
 from leukoscope.pipeline.rundir import RunDir
-from leukoscope.pipeline.segment import SCORE_COLUMNS, pick_montage, run_segment
+from leukoscope.pipeline.stages import segment
+from leukoscope.pipeline.stages.segment import SCORE_COLUMNS, pick_montage, run_segment
 from leukoscope.segmentation.cell import segment_cell
 from leukoscope.segmentation.overlay import CELL_COLOUR, cell_window
 
-from ..segmentation.drawn_cells import black_cell
+from ...segmentation.drawn_cells import black_cell
 
 ZHENG_LEVELS = np.array([0, 128, 255], np.uint8)
 
