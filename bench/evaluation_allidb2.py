@@ -5,7 +5,7 @@
     .venv/bin/python bench/evaluation_allidb2.py --run runs/allidb2-eval --part repeats --models knn,svm
 
 ``--run`` is a run directory holding ``manifest.csv`` and ``features/handcrafted.csv``, made by
-``leukoscope features --config configs/allidb2.toml --backbones none --out RUN``. Each part
+``leukoscope features --config allidb2 --backbones none --out RUN``. Each part
 writes CSVs under ``RUN/evaluation/`` and prints a summary:
 
 - ``protocols``: every model on the handcrafted features under ``stratified-cv`` and
@@ -152,7 +152,8 @@ def part_nested(table, x, out, jobs, protocol, block):
     unit = "blocks" if protocol == "blocked-cv" else "cells"
     headline = summary(nested, unit).assign(chosen=", ".join(result.chosen["model"]))
     headline.to_csv(out / f"nested_headline_{_name(protocol, block)}.csv", index=False)
-    rows = pd.read_csv(out / f"predictions_{_name(protocol, block)}.csv", dtype={"subject": str}).fillna({"subject": ""})
+    rows = pd.read_csv(out / f"predictions_{_name(protocol, block)}.csv", dtype={"subject": str})
+    rows["subject"] = rows["subject"].fillna("")
     both = pd.concat([rows, nested.drop(columns=["chosen_model", "chosen_feature_set"])], ignore_index=True)
     paired = paired_comparisons(both, (NESTED_MODEL, NESTED_FEATURE_SET), unit_name=unit, n_boot=1000)
     paired.assign(protocol=name).to_csv(out / f"paired_vs_nested_{_name(protocol, block)}.csv", index=False)

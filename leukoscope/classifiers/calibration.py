@@ -5,7 +5,8 @@ score (Brier 1950, https://doi.org/10.1175/1520-0493(1950)078<0001:VOFEIT>2.0.CO
 mean squared error of P(ALL) against the 0/1 truth (0 is perfect; always saying the
 prevalence p scores p(1 - p)). A reliability diagram bins the scores and plots the share of
 ALL cells in each bin against the bin's mean score: a calibrated model lies on the diagonal
-(DeGroot & Fienberg 1983, https://doi.org/10.2307/2987588).
+(DeGroot & Fienberg 1983, https://doi.org/10.2307/2987588); the figure is drawn by
+:func:`leukoscope.pipeline.calibration_figures.reliability_figure`.
 
 A patient is diagnosed, not a cell: :func:`subject_auc` averages P(ALL) over each subject's
 cells and measures how well that average ranks ALL above HEM subjects, with a bootstrap
@@ -15,16 +16,14 @@ interval that resamples subjects within their class, guarded by the small-sample
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from leukoscope.classifiers.intervals import class_reasons, metric_reason
 from leukoscope.classifiers.metrics import binary_metrics, bootstrap_ci, check_predictions, predict_labels
-from leukoscope.pipeline.figures import figure_to_array
 
 KEYS = ["model", "feature_set"]
 
@@ -80,37 +79,6 @@ def reliability_bins(
                          "mean_score": mean_score, "fraction_all": fraction})
 
 
-def reliability_figure(bins: Mapping[str, pd.DataFrame]) -> np.ndarray:
-    """Reliability diagrams of several rows on one set of axes.
-
-    Parameters
-    ----------
-    bins : mapping of str to DataFrame
-        Legend label (e.g. ``"svm / handcrafted, Brier 0.081"``) -> :func:`reliability_bins`.
-
-    Returns
-    -------
-    (H, W, 3) uint8 ndarray
-        RGB image: share of ALL cells against mean P(ALL) per non-empty bin, marker area
-        proportional to the bin's cells, and the diagonal of perfect calibration.
-    """
-    fig = Figure(figsize=(6.0, 5.5), dpi=90)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
-    for label, table in bins.items():
-        shown = table[table["cells"] > 0]
-        line, = ax.plot(shown["mean_score"], shown["fraction_all"], linewidth=1, label=label)
-        size = 200 * shown["cells"] / max(int(table["cells"].sum()), 1)
-        ax.scatter(shown["mean_score"], shown["fraction_all"], s=np.maximum(size, 4), color=line.get_color())
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("mean P(ALL) in the bin")
-    ax.set_ylabel("share of ALL cells in the bin")
-    ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    return figure_to_array(fig)
-
-
 class SubjectAUC(NamedTuple):
     """ROC AUC of per-subject mean P(ALL), and its interval or why it is not estimable.
 
@@ -144,7 +112,8 @@ def subject_scores(
         Index ``subject``; columns ``y_true`` (int), ``y_score``, ``cells``.
     """
     y_true, y_score, _ = check_predictions(y_true, y_score, predict_labels(y_score))
-    frame = pd.DataFrame({"subject": np.asarray(subjects, dtype=object).astype(str), "y_true": y_true, "y_score": y_score})
+    subjects = np.asarray(subjects, dtype=object).astype(str)
+    frame = pd.DataFrame({"subject": subjects, "y_true": y_true, "y_score": y_score})
     grouped = frame[frame["subject"] != ""].groupby("subject")
     table = grouped[["y_true", "y_score"]].mean().assign(cells=grouped.size())
     table["y_true"] = (table["y_true"] >= 0.5).astype(int)
@@ -225,7 +194,6 @@ __all__ = [
     "brier_score",
     "calibration_table",
     "reliability_bins",
-    "reliability_figure",
     "subject_auc",
     "subject_scores",
 ]

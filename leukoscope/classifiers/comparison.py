@@ -28,7 +28,13 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from leukoscope.classifiers.intervals import class_reasons, metric_reason
-from leukoscope.classifiers.metrics import METRICS, check_predictions, percentile_interval, replicate_weights, weighted_metrics
+from leukoscope.classifiers.metrics import (
+    METRICS,
+    check_predictions,
+    percentile_interval,
+    replicate_weights,
+    weighted_metrics,
+)
 
 KEYS = ["model", "feature_set"]
 
@@ -65,7 +71,9 @@ def mcnemar_exact(correct_a: Sequence[bool] | np.ndarray, correct_b: Sequence[bo
     correct_a = np.asarray(correct_a, dtype=bool).ravel()
     correct_b = np.asarray(correct_b, dtype=bool).ravel()
     if correct_a.shape != correct_b.shape:
-        raise ValueError(f"correct_a and correct_b must cover the same cells; got {len(correct_a)} and {len(correct_b)}")
+        raise ValueError(
+            f"correct_a and correct_b must cover the same cells; got {len(correct_a)} and {len(correct_b)}"
+        )
     only_a = int((correct_a & ~correct_b).sum())
     only_b = int((~correct_a & correct_b).sum())
     n = only_a + only_b
@@ -211,8 +219,10 @@ def paired_comparisons(
             )
         y, groups = paired["y_true"].to_numpy(int), paired["subject_ref"].fillna("").astype(str).to_numpy()
         ones = np.ones((1, len(y)))
-        own, theirs = (weighted_metrics(*check_predictions(y, paired[f"y_score{s}"], paired[f"y_pred{s}"]), ones)[metric][0]
-                       for s in ("", "_ref"))
+        own, theirs = (
+            weighted_metrics(*check_predictions(y, paired[f"y_score{s}"], paired[f"y_pred{s}"]), ones)[metric][0]
+            for s in ("", "_ref")
+        )
         diff, low, high = paired_difference(
             y, paired["y_pred"], paired["y_pred_ref"], score_a=paired["y_score"], score_b=paired["y_score_ref"],
             groups=groups, metric=metric, n_boot=n_boot, seed=seed, level=level,

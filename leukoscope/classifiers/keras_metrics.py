@@ -60,7 +60,9 @@ def keras_elementwise_metrics(
     elif outputs.ndim == 2 and outputs.shape[1] == 2:
         on = outputs >= THRESHOLD
     else:
-        raise ValueError(f"outputs must be (N,) P(ALL) or (N, 2) sigmoid outputs in (HEM, ALL) order, got {outputs.shape}")
+        raise ValueError(
+            f"outputs must be (N,) P(ALL) or (N, 2) sigmoid outputs in (HEM, ALL) order, got {outputs.shape}"
+        )
     if len(on) != len(y_true):
         raise ValueError(f"y_true has {len(y_true)} cells but outputs {len(on)}; give one per cell")
     target = np.stack([y_true == 0, y_true == 1], axis=1)

@@ -101,7 +101,7 @@ class PlattSVC(ClassifierMixin, BaseEstimator):
         self.calibration_folds = calibration_folds
         self.random_state = random_state
 
-    def fit(self, X: np.ndarray, y: np.ndarray, groups: Sequence[str] | np.ndarray | None = None) -> "PlattSVC":
+    def fit(self, X: np.ndarray, y: np.ndarray, groups: Sequence[str] | np.ndarray | None = None) -> PlattSVC:
         """Fit the SVM and its sigmoid; ``groups`` (n,) names the subject of every row, optional.
 
         Raises
@@ -113,7 +113,7 @@ class PlattSVC(ClassifierMixin, BaseEstimator):
         group_array = None if groups is None else np.asarray(groups, dtype=object).astype(str)
         cv: Any = self.calibration_folds
         self.grouped_ = _grouped(group_array)
-        if self.grouped_:
+        if self.grouped_ and group_array is not None:
             fewest = min(len(set(group_array[y == c])) for c in np.unique(y))
             if fewest < 2:
                 raise EvaluationError(
@@ -231,7 +231,7 @@ def inner_splits(
         Fewer subjects (or images) of a class than ``folds``.
     """
     grouped = _grouped(groups)
-    units = [len(set(groups[y == c])) if grouped else int((y == c).sum()) for c in (1, 0)]
+    units = [len(set(groups[y == c])) if grouped and groups is not None else int((y == c).sum()) for c in (1, 0)]
     if min(units) < folds:
         kind = "subjects" if grouped else "images"
         raise EvaluationError(
@@ -289,7 +289,9 @@ def fit_predict(
     """
     name = ClassifierName(name)
     if inner_folds < 2:
-        raise EvaluationError(f"the inner cross-validation needs at least 2 folds, got compare.inner_folds = {inner_folds}")
+        raise EvaluationError(
+            f"the inner cross-validation needs at least 2 folds, got compare.inner_folds = {inner_folds}"
+        )
     y_train = np.asarray(y_train, dtype=int)
     group_array = None if groups is None else np.asarray(groups, dtype=object).astype(str)
     inner = inner_splits(x_train, y_train, group_array, inner_folds, seed)

@@ -192,7 +192,8 @@ def nested_select(
             rows = np.concatenate([t for t, _ in pooled[(split.fold, c)]])
             y_score = np.concatenate([s for _, s in pooled[(split.fold, c)]])
             value = binary_metrics(y[rows], y_score, predict_labels(y_score))[scoring]
-            scores.append({"fold": split.fold, "model": c.model.value, "feature_set": c.feature_set, "inner_score": value})
+            scores.append({"fold": split.fold, "model": c.model.value, "feature_set": c.feature_set,
+                           "inner_score": value})
     inner_scores = pd.DataFrame(scores, columns=["fold", "model", "feature_set", "inner_score"])
     best = (inner_scores.assign(rank=inner_scores.groupby("fold")["inner_score"].rank(ascending=False, method="first",
                                                                                        na_option="bottom"))

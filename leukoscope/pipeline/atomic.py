@@ -90,3 +90,14 @@ def write_png(image: np.ndarray, target: str | Path) -> str:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
     return hashlib.sha256(data).hexdigest()
+
+
+def save_keras(model: Any, target: str | Path) -> None:
+    """Save a Keras model atomically (Keras needs the ``.keras`` suffix on the file it writes)."""
+    with atomic_path(target) as tmp:
+        staged = tmp.with_name(tmp.name + ".keras")
+        try:
+            model.save(staged)
+            staged.replace(tmp)
+        finally:
+            staged.unlink(missing_ok=True)

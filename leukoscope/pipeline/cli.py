@@ -8,7 +8,6 @@ runs its stage (and the stages it needs that the run directory lacks).
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -17,22 +16,27 @@ from pathlib import Path
 import pandas as pd
 
 from leukoscope import __version__
+from leukoscope.classifiers.errors import EvaluationError
 from leukoscope.pipeline.atomic import remove_leftovers
 from leukoscope.pipeline.config import Config, ConfigError, load_config
 from leukoscope.pipeline.datasets import DatasetError, load_dataset, missing_file_reason
+from leukoscope.pipeline.graph import COMMANDS, run_targets
+from leukoscope.pipeline.groundtruth import ExpertMaskError
+from leukoscope.pipeline.layout import Stage, sha256_file
 from leukoscope.pipeline.parallel import parallel_map
-from leukoscope.pipeline.refiner import add_parser as add_train_refiner_parser
-from leukoscope.pipeline.refiner import run_from_args as train_refiner_from_args
-from leukoscope.pipeline.rundir import RunDir, sha256_file
+from leukoscope.pipeline.refiner_data import RefinerTrainingError
+from leukoscope.pipeline.refiner_model import RefinerModelError
+from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.train_refiner import add_parser as add_train_refiner_parser
+from leukoscope.pipeline.train_refiner import run_from_args as train_refiner_from_args
+from leukoscope.pipeline.weights import WeightsUnavailableError
 
 log = logging.getLogger("leukoscope")
 
-#: subcommand -> (module, function) of its stage
-STAGES = {
-    "segment": ("leukoscope.pipeline.segment", "run_segment"),
-    "features": ("leukoscope.pipeline.features", "run_features"),
-    "compare": ("leukoscope.pipeline.compare", "run_compare"),
-}
+#: errors a user can fix (config, dataset, inputs, settings the data cannot satisfy): one line, exit 2;
+#: anything else is a bug and keeps its traceback
+USER_ERRORS = (ConfigError, DatasetError, EvaluationError, ExpertMaskError, RefinerModelError,
+               RefinerTrainingError, WeightsUnavailableError)
 #: command-line flag (argparse dest) -> config key it overrides
 OVERRIDES = {
     "data": "data.path",
@@ -56,10 +60,6 @@ OVERRIDES = {
     "bootstrap": "compare.bootstrap",
     "heads": "heads.backbones",
 }
-
-
-class NotImplementedStage(RuntimeError):
-    """The stage of a subcommand is not part of this version yet."""
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -148,13 +148,13 @@ def prepare_run(config: Config, command: str) -> tuple[RunDir, pd.DataFrame]:
                                backend="threading", desc="hashing", quiet=config.run.quiet))
     unreadable = [bool(reason) for _, reason in hashes]
     rejected = list(loaded.rejected) + [
-        {"path": p, "stage": "load", "reason": reason} for p, (_, reason) in zip(samples["path"], hashes) if reason
+        {"path": p, "stage": Stage.LOAD.value, "reason": reason} for p, (_, reason) in zip(samples["path"], hashes) if reason
     ]
     samples = samples.assign(sha256=[digest for digest, _ in hashes])[[not u for u in unreadable]]
     samples = samples.reset_index(drop=True)
     run.write_manifest(samples)
     run.ensure_rejected()
-    run.clear_rejected("load")  # the dataset was scanned anew
+    run.clear_rejected(Stage.LOAD.value)  # the dataset was scanned anew
     if rejected:
         run.reject(rejected)
         log.warning("%d files could not be matched or read; see %s", len(rejected), run.rejected_path)
@@ -165,25 +165,19 @@ def prepare_run(config: Config, command: str) -> tuple[RunDir, pd.DataFrame]:
     return run, samples
 
 
-def run_stage(command: str, config: Config) -> RunDir:
-    """Run a subcommand's stage on the configured dataset."""
-    module_name, func_name = STAGES[command]
-    try:
-        stage = getattr(importlib.import_module(module_name), func_name, None)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        stage = None
+def run_command(command: str, config: Config) -> RunDir:
+    """Run a subcommand's stages (and those they need that the run directory lacks) on the
+    configured dataset; run.json records the outcome (ok, interrupted, or failed with the error)."""
     run, samples = prepare_run(config, command)
-    if stage is None:
-        run.finish("not implemented")
-        raise NotImplementedStage(f"'leukoscope {command}' is not implemented yet; the run directory "
-                                  f"{run.path} holds the manifest and rejected files")
     try:
-        stage(config, run, samples)
+        ran = run_targets(COMMANDS[command], config, run, samples)
     except KeyboardInterrupt:
         run.finish("interrupted")
         raise
+    except BaseException as exc:
+        run.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    run.update_info(stages=ran)
     run.finish("ok")
     return run
 
@@ -196,8 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo-data":
             from leukoscope.pipeline.demo import generate_demo
 
-            top = generate_demo(args.out_dir, subjects=args.subjects, cells=args.cells,
-                                seed=args.seed, jobs=args.jobs, quiet=args.quiet)
+            try:
+                top = generate_demo(args.out_dir, subjects=args.subjects, cells=args.cells,
+                                    seed=args.seed, jobs=args.jobs, quiet=args.quiet)
+            except ValueError as exc:  # --subjects or --cells the demo cannot have
+                parser.error(str(exc))
             print(f"demo dataset written to {top} (expert masks in {args.out_dir / 'masks'})")
             return 0
         if args.command == "train-refiner":
@@ -205,18 +202,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = resolve_config(args)
         if config.run.quiet:
             logging.getLogger().setLevel(logging.WARNING)
-        run = run_stage(args.command, config)
+        run = run_command(args.command, config)
         print(f"done: results in {run.path}")
         if args.command == "compare":
             for name in ("report.html", "report.md", "results.csv"):
                 print(f"  {run.path / 'compare' / name}")
         return 0
-    except (ConfigError, DatasetError, ValueError) as exc:
+    except USER_ERRORS as exc:
         print(f"leukoscope: error: {exc}", file=sys.stderr)
         return 2
-    except NotImplementedStage as exc:
-        print(f"leukoscope: {exc}", file=sys.stderr)
-        return 3
     except KeyboardInterrupt:
         print("leukoscope: interrupted; run the same command again to resume "
               "(finished samples are cached in the run directory)", file=sys.stderr)

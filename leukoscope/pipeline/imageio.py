@@ -1,4 +1,4 @@
-"""Read cell images as uint8 RGB arrays, with a clear reason when a file is unusable.
+"""Read cell images as uint8 RGB arrays and label masks, with a clear reason when a file is unusable.
 
 Rules (documented in docs/reliability.md, "Bad input"):
 
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from leukoscope.features.regions import NUCLEUS
 
 MIN_SIDE = 16
 MAX_SIDE = 4096
@@ -184,3 +186,46 @@ def _to_rgb8(path: Path, array: np.ndarray) -> np.ndarray:
             )
         array = array[..., :3]
     return np.ascontiguousarray(array)
+
+
+class MaskReadError(ValueError):
+    """A segmentation mask cannot be used with its image; the message says why."""
+
+
+def read_label_mask(path: str | Path, *, image_shape: tuple[int, int], image_name: str) -> np.ndarray:
+    """Read a label mask PNG written by the segmentation stage and check it against its image.
+
+    Parameters
+    ----------
+    path : str or Path
+        One-channel uint8 PNG: 0 background, 1 cytoplasm, 2 nucleus.
+    image_shape : (int, int)
+        Height and width of the image the mask belongs to.
+    image_name : str
+        File name of that image, for the error message.
+
+    Returns
+    -------
+    labels : (H, W) uint8 ndarray
+
+    Raises
+    ------
+    MaskReadError
+        The file is missing or unreadable, not one 8-bit channel, of another size than its
+        image, or holds values other than 0, 1 and 2.
+    """
+    path = Path(path)
+    labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if labels is None:
+        raise MaskReadError(f"mask '{path.name}' cannot be read as an image; rerun 'leukoscope segment'")
+    if labels.ndim != 2 or labels.dtype != np.uint8:
+        raise MaskReadError(f"mask '{path.name}' must be one 8-bit channel of labels 0/1/2, "
+                            f"got shape {labels.shape} {labels.dtype}; rerun 'leukoscope segment'")
+    if labels.shape != tuple(image_shape):
+        raise MaskReadError(f"mask '{path.name}' is {labels.shape[0]}x{labels.shape[1]} but its image "
+                            f"'{image_name}' is {image_shape[0]}x{image_shape[1]}")
+    if labels.max(initial=0) > NUCLEUS:
+        bad = sorted(int(v) for v in np.unique(labels[labels > NUCLEUS]))[:5]
+        raise MaskReadError(f"mask '{path.name}' holds label values {bad}; expected 0 (background), "
+                            "1 (cytoplasm) and 2 (nucleus)")
+    return labels

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
 from leukoscope.classifiers.choices import Protocol
+from leukoscope.classifiers.featuresets import cnn_name, head_name
 from leukoscope.classifiers.metrics import METRICS, confusion_matrix
 from leukoscope.pipeline.atomic import write_png, write_text
 from leukoscope.pipeline.config import Config
@@ -174,7 +175,8 @@ def paper_table(results: pd.DataFrame) -> pd.DataFrame:
     for paper in PAPER_TABLE1.itertuples(index=False):
         printed = " / ".join(_as_printed(v) for v in (paper.accuracy, paper.precision, paper.recall))
         row = {"model (paper)": paper.paper_model, "paper acc / prec / rec": printed}
-        for label, feature_set in (("head", f"head_{paper.backbone}"), ("best classical on embeddings", f"cnn_{paper.backbone}")):
+        for label, feature_set in (("head", head_name(paper.backbone)),
+                                   ("best classical on embeddings", cnn_name(paper.backbone))):
             ours = _best_per_feature_set(results[results["feature_set"] == feature_set])
             row[f"ours: {label} acc / prec / rec"] = (
                 "not run" if ours.empty else

@@ -1,21 +1,8 @@
-"""The run directory: manifest, rejected samples, run.json and one folder per stage.
-
-Layout::
-
-    RUN_DIR/
-        run.json          resolved config, package versions, start/end time, weights used
-        manifest.csv      sample_id, path, label, subject, split, sha256
-        rejected.csv      path, stage, reason
-        segmentation/     masks/, overlays/, montage.png, segmentation.csv, summary.csv
-        features/         handcrafted.csv, columns.csv, cnn_<backbone>.csv, cache/
-        heads/            <backbone>/model.keras, history.csv, learning_curve.png
-        compare/          results.csv, predictions.csv, report.md, report.html, *.png
-"""
+"""A run directory's records: run.json, manifest.csv and rejected.csv (paths: :mod:`.layout`)."""
 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import platform
 import sys
@@ -26,22 +13,12 @@ from typing import Any
 import pandas as pd
 
 from leukoscope.pipeline.atomic import write_csv, write_json
+from leukoscope.pipeline.layout import MANIFEST_COLUMNS, REJECTED_COLUMNS, RunLayout
 
-REJECTED_COLUMNS = ["path", "stage", "reason"]
-MANIFEST_COLUMNS = ["sample_id", "path", "label", "subject", "split", "sha256"]
 _VERSIONED = (
     "leukoscope", "numpy", "pandas", "scipy", "scikit-image", "opencv-python-headless",
     "mahotas", "scikit-learn", "xgboost", "keras", "tensorflow", "tensorflow-cpu", "joblib",
 )
-
-
-def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def package_versions() -> dict[str, str]:
@@ -59,7 +36,7 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-class RunDir:
+class RunDir(RunLayout):
     """One run's output folder. Everything leukoscope writes for a run lives below ``path``.
 
     Parameters
@@ -69,27 +46,8 @@ class RunDir:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.path.mkdir(parents=True, exist_ok=True)
-
-    # -- layout -------------------------------------------------------------------------
-    @property
-    def manifest_path(self) -> Path:
-        return self.path / "manifest.csv"
-
-    @property
-    def rejected_path(self) -> Path:
-        return self.path / "rejected.csv"
-
-    @property
-    def info_path(self) -> Path:
-        return self.path / "run.json"
-
-    def stage_dir(self, name: str) -> Path:
-        """The folder of one stage (``segmentation``, ``features``, ``heads``, ``compare``)."""
-        folder = self.path / name
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
 
     # -- run.json -----------------------------------------------------------------------
     def read_info(self) -> dict[str, Any]:
@@ -119,8 +77,9 @@ class RunDir:
             finished=None,
         )
 
-    def finish(self, status: str = "ok") -> None:
-        self.update_info(finished=_now(), status=status)
+    def finish(self, status: str = "ok", *, error: str = "") -> None:
+        """Record the end of a command: ``status`` ok, interrupted or failed (with ``error``)."""
+        self.update_info(finished=_now(), status=status, **({"error": error} if error else {}))
 
     # -- samples ------------------------------------------------------------------------
     def write_manifest(self, samples: pd.DataFrame) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from leukoscope.features.backbones import BackboneSpec
-from leukoscope.pipeline.rundir import sha256_file
+from leukoscope.pipeline.layout import sha256_file
 
 log = logging.getLogger("leukoscope")
 
@@ -145,8 +145,7 @@ def resolve_weights(spec: BackboneSpec, weights: str) -> ResolvedWeights:
     WeightsUnavailableError
         ``imagenet`` or a folder was asked for and the file is missing and cannot be
         downloaded; the message names the file, its URL and where to put it.
-    ValueError
-        ``weights`` is none of the keywords and no existing folder.
+        Also when ``weights`` is none of the keywords and no existing folder.
     """
     if weights == RANDOM:
         return ResolvedWeights(label=RANDOM, path=None, source=RANDOM)
@@ -160,7 +159,7 @@ def resolve_weights(spec: BackboneSpec, weights: str) -> ResolvedWeights:
             return ResolvedWeights(label=RANDOM, path=None, source=RANDOM)
     folder = Path(weights).expanduser()
     if not folder.is_dir():
-        raise ValueError(
+        raise WeightsUnavailableError(
             f"weights {weights!r} is none of 'auto', 'imagenet', 'random' and no existing folder; "
             f"pass one of those words or a folder holding official Keras no-top .h5 files "
             f"(e.g. '{spec.weights_file}')"

@@ -26,7 +26,10 @@ def _inner_boundary(mask: np.ndarray, width: int) -> np.ndarray:
 
 
 def draw_overlay(
-    image: np.ndarray, labels: np.ndarray, *, colours: tuple[tuple[int, int, int], tuple[int, int, int]] = (CELL_COLOUR, NUCLEUS_COLOUR)
+    image: np.ndarray,
+    labels: np.ndarray,
+    *,
+    colours: tuple[tuple[int, int, int], tuple[int, int, int]] = (CELL_COLOUR, NUCLEUS_COLOUR),
 ) -> np.ndarray:
     """The image with the cell outline in cyan and the nucleus outline in yellow.
 

@@ -1,7 +1,7 @@
 """Apply a trained refiner U-Net to images and their threshold labels.
 
 The model (see :mod:`leukoscope.segmentation.unet`) is given; loading it from a file is the
-pipeline's job (:func:`leukoscope.pipeline.refiner.load_refiner`).
+pipeline's job (:func:`leukoscope.pipeline.refiner_model.load_refiner`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from leukoscope.segmentation.cell import SegmentationResult
 from leukoscope.segmentation.choices import QCFlag
 from leukoscope.segmentation.cleanup import clean_mask, remove_small_objects
-from leukoscope.segmentation.unet import decode_output, encode_input
+from leukoscope.segmentation.unet_encoding import decode_output, encode_input
 
 
 def model_side(model: Any) -> int:
@@ -99,7 +99,9 @@ def refine_labels(
     return refined
 
 
-def refine_result(model: Any, image: np.ndarray, result: SegmentationResult, *, min_size: int = 64) -> SegmentationResult:
+def refine_result(
+    model: Any, image: np.ndarray, result: SegmentationResult, *, min_size: int = 64
+) -> SegmentationResult:
     """A threshold segmentation with its labels replaced by the refiner's.
 
     Parameters

@@ -29,7 +29,8 @@ def test_majority_calls_the_commoner_training_class_with_its_share_as_score():
     splits = [Split("f0", np.array([0, 1, 2, 6, 7]), np.array([3, 4, 5, 8, 9])),  # 3 ALL of 5: ALL
               Split("f1", np.array([3, 6, 7, 8]), np.array([0, 1, 2, 9]))]        # 1 ALL of 4: HEM
     pred = majority_predictions(table(), splits)
-    assert pred.columns.tolist() == ["sample_id", "subject", "fold", "model", "feature_set", "y_true", "y_score", "y_pred"]
+    assert pred.columns.tolist() == [
+        "sample_id", "subject", "fold", "model", "feature_set", "y_true", "y_score", "y_pred"]
     assert pred["y_pred"].tolist() == [1] * 5 + [0] * 4
     np.testing.assert_allclose(pred["y_score"], [0.6] * 5 + [0.25] * 4)
     assert pred["sample_id"].tolist() == ["s3", "s4", "s5", "s8", "s9", "s0", "s1", "s2", "s9"]
@@ -44,8 +45,8 @@ def test_a_tied_training_part_is_called_all_by_the_threshold_rule():
 def test_majority_baseline_balanced_accuracy_is_one_half_per_fold_under_every_protocol():
     rng = np.random.default_rng(0)
     labels = np.where(rng.random(90) < 0.7, "ALL", "HEM")
-    for protocol, subjects in (("group-cv", [f"p{k % 15}" if l == "ALL" else f"h{k % 9}" for k, l in enumerate(labels)]),
-                               ("stratified-cv", [""] * 90), ("blocked-cv", [""] * 90)):
+    grouped = [f"p{k % 15}" if label == "ALL" else f"h{k % 9}" for k, label in enumerate(labels)]
+    for protocol, subjects in (("group-cv", grouped), ("stratified-cv", [""] * 90), ("blocked-cv", [""] * 90)):
         t = pd.DataFrame({"sample_id": [f"Im{k:03d}" for k in range(90)], "label": labels, "subject": subjects})
         pred = majority_predictions(t, iter_splits(t, protocol=protocol, folds=3, seed=0, block_size=3))
         for _, fold in pred.groupby("fold"):

@@ -52,7 +52,8 @@ def test_blocked_cv_keeps_every_block_on_one_side_and_stratifies():
 
 
 def test_blocked_cv_needs_enough_blocks_and_no_subjects():
-    with pytest.raises(EvaluationError, match="blocked-cv with 4 folds needs at least 4 blocks per class.*3 ALL and 3 HEM blocks"):
+    expected = "blocked-cv with 4 folds needs at least 4 blocks per class.*3 ALL and 3 HEM blocks"
+    with pytest.raises(EvaluationError, match=expected):
         list(iter_splits(allidb_like(), protocol="blocked-cv", folds=4, block_size=20))
     with_subjects = allidb_like().assign(subject=[f"s{k % 8}" for k in range(80)])
     with pytest.raises(EvaluationError, match="'blocked-cv' splits images.*8 subject.*'group-cv'"):

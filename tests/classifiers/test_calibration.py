@@ -12,7 +12,6 @@ from leukoscope.classifiers.calibration import (
     brier_score,
     calibration_table,
     reliability_bins,
-    reliability_figure,
     subject_auc,
     subject_scores,
 )
@@ -42,13 +41,6 @@ def test_reliability_bins_hand_values_and_scikit_learn():
     np.testing.assert_allclose(full["fraction_all"], prob_true)
     np.testing.assert_allclose(full["mean_score"], prob_pred)
     assert bins["cells"].sum() == 500 and np.isnan(reliability_bins([1], [0.95], n_bins=2)["mean_score"][0])
-
-
-def test_reliability_figure_is_an_rgb_image():
-    bins = reliability_bins([0, 1, 1, 0], [0.2, 0.8, 0.6, 0.1], n_bins=5)
-    image = reliability_figure({"svm / handcrafted": bins, "knn / handcrafted": bins})
-    assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
-    assert image.std() > 0
 
 
 def subject_cells(n_per_class, seed=0):

@@ -12,10 +12,10 @@ from leukoscope.classifiers.heads import (
     POOL_LAYER,
     balanced_sample_weights,
     build_head,
+    build_pooled_head,
     compile_head,
     copy_head,
     fit_pooled_head,
-    build_pooled_head,
     head_scores,
     mirror_pairs,
     one_hot,
@@ -120,7 +120,7 @@ def _separable(n: int, seed: int):
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 2
     pooled = rng.normal(size=(n, 6)).astype(np.float32) + 2.0 * (2 * y - 1)[:, None]
-    return pooled, pooled + rng.normal(scale=0.1, size=pooled.shape).astype(np.float32), y
+    return pooled, pooled + rng.normal(scale=0.1, size=(n, 6)).astype(np.float32), y
 
 
 @pytest.mark.slow

@@ -107,7 +107,7 @@ def test_bootstrap_is_seeded_and_perfect_predictions_give_a_point():
     assert all(ci[name] == (1.0, 1.0) for name in METRICS)
     rng = np.random.default_rng(0)
     y_score = rng.random(40)
-    y_pred = (y_score > 0.5).astype(int)
+    y_pred = predict_labels(y_score)
     assert bootstrap_ci(y, y_score, y_pred, seed=7) == bootstrap_ci(y, y_score, y_pred, seed=7)
     assert bootstrap_ci(y, y_score, y_pred, seed=7) != bootstrap_ci(y, y_score, y_pred, seed=8)
 

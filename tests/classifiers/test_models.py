@@ -38,7 +38,8 @@ def test_preprocessing_is_fitted_on_the_training_part_only():
     train = x[:30]
     pipe = build_pipeline("logreg").fit(train, y[:30])
     np.testing.assert_allclose(pipe.named_steps["prepare"].statistics_, np.nanmedian(train, axis=0))
-    np.testing.assert_allclose(pipe.named_steps["scale"].mean_, np.nanmean(np.where(np.isnan(train), np.nanmedian(train, axis=0), train), axis=0))
+    imputed = np.where(np.isnan(train), np.nanmedian(train, axis=0), train)
+    np.testing.assert_allclose(pipe.named_steps["scale"].mean_, np.nanmean(imputed, axis=0))
 
 
 def test_pca_compresses_only_the_embedding_columns():

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from leukoscope.pipeline.atomic import write_png
-from leukoscope.pipeline.rundir import sha256_file
+from leukoscope.pipeline.layout import sha256_file
 
 #: (subject, label, split): 3 ALL and 3 HEM training subjects, 1 + 1 preliminary-test subjects.
 SUBJECTS = [

@@ -8,7 +8,8 @@ import pytest
 
 from leukoscope.pipeline.atomic import atomic_path, write_csv
 from leukoscope.pipeline.cache import ResultCache
-from leukoscope.pipeline.rundir import RunDir, sha256_file
+from leukoscope.pipeline.layout import sha256_file
+from leukoscope.pipeline.rundir import RunDir
 
 
 def test_sha256_of_known_bytes(tmp_path):

@@ -11,13 +11,13 @@ import pytest
 from leukoscope.classifiers.errors import EvaluationError
 from leukoscope.features.backbones import get_backbone
 from leukoscope.features.embeddings import prepare_batch
-from leukoscope.pipeline.compare import PREDICTION_COLUMNS
 from leukoscope.pipeline.config import Config, HeadsConfig
-from leukoscope.pipeline.heads import carve_validation, check_heads_config, run_heads
 from leukoscope.pipeline.imageio import read_image
 from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.stages.compare import PREDICTION_COLUMNS
+from leukoscope.pipeline.stages.heads import carve_validation, check_heads_config, run_heads
 
-from .cell_table import write_cells
+from ..cell_table import write_cells
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -36,12 +36,15 @@ import pandas as pd
 from leukoscope import __version__
 from leukoscope.pipeline.atomic import remove_leftovers, write_csv, write_png
 from leukoscope.pipeline.cache import ResultCache
-from leukoscope.pipeline.config import Config, SegmentationConfig
+from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.groundtruth import MISSING, ExpertMaskError, MaskMatch, match_masks, read_expert_mask
 from leukoscope.pipeline.imageio import ImageReadError, read_image
+from leukoscope.pipeline.layout import META_COLUMNS, RunLayout, Stage, sha256_file
 from leukoscope.pipeline.parallel import parallel_map
-from leukoscope.pipeline.refiner import refine_segmentation, refiner_info, refiner_model_path
-from leukoscope.pipeline.rundir import RunDir, sha256_file
+from leukoscope.pipeline.refiner_model import refine_segmentation, refiner_info, refiner_model_path
+from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.segmentation_settings import method_name, segmentation_options
+from leukoscope.pipeline.stage import CellConsumer, StageSpec
 from leukoscope.segmentation.cell import segment_cell
 from leukoscope.segmentation.choices import QCFlag
 from leukoscope.segmentation.metrics import label_scores
@@ -49,9 +52,7 @@ from leukoscope.segmentation.overlay import cell_window, draw_overlay, montage
 
 log = logging.getLogger(__name__)
 
-STAGE = "segmentation"  # stage name in rejected.csv, and the folder
 MONTAGE_LIMIT = 64
-SAMPLE_COLUMNS = ["sample_id", "subject", "label", "split"]
 MEASUREMENT_COLUMNS = [
     "background", "cell_threshold", "nucleus_threshold", "cell_area", "nucleus_area",
     "cytoplasm_area", "nucleus_cell_ratio", "qc_flag",
@@ -62,10 +63,6 @@ MASK_OK, MASK_MISSING, MASK_UNUSABLE = "ok", MISSING, "unusable"
 NO_MASK = MaskMatch("", MASK_MISSING)  # the job of a run without --masks
 #: cache entry fields beside the measurements: the files it was stored with
 OUTPUT_HASHES = ("mask_sha256", "overlay_sha256")
-SEGMENTATION_OPTIONS = (
-    "nucleus_channel", "nucleus_method", "cell_channel", "cell_method", "enhance", "background",
-    "min_size", "split_solidity",
-)
 
 
 @dataclass(frozen=True)
@@ -81,18 +78,6 @@ class _Outcome:
     row: dict[str, Any] | None
     rejected: list[dict[str, str]]
     cached: bool = False
-
-
-def segmentation_options(section: SegmentationConfig) -> dict[str, Any]:
-    """The keyword arguments of :func:`segment_cell` from the ``[segmentation]`` section."""
-    return {name: getattr(section, name) for name in SEGMENTATION_OPTIONS}
-
-
-def method_name(config: Config) -> str:
-    """Short description of the segmentation settings, for summaries."""
-    s = config.segmentation
-    return (f"nucleus {s.nucleus_channel.value}/{s.nucleus_method.value}, "
-            f"cell {s.cell_channel.value}/{s.cell_method.value}, enhance {s.enhance.value}")
 
 
 def _score(job: _Job, image_shape: tuple[int, ...], labels: np.ndarray) -> tuple[dict[str, Any], list[dict[str, str]]]:
@@ -111,9 +96,9 @@ def _score(job: _Job, image_shape: tuple[int, ...], labels: np.ndarray) -> tuple
     return {"mask_status": MASK_OK, **label_scores(labels, truth)}, []
 
 
-def _outputs(job: _Job, folder: Path) -> tuple[Path, Path]:
+def _outputs(job: _Job, layout: RunLayout) -> tuple[Path, Path]:
     """The mask and overlay files of one sample."""
-    return folder / "masks" / f"{job.sample_id}.png", folder / "overlays" / f"{job.sample_id}.png"
+    return layout.mask_path(job.sample_id), layout.overlay_path(job.sample_id)
 
 
 def _image_key(job: _Job) -> str:
@@ -136,14 +121,15 @@ def _cached_row(cache: ResultCache, key: str, outputs: tuple[Path, Path]) -> dic
     return {name: entry[name].item() for name in MEASUREMENT_COLUMNS}
 
 
-def _segment_one(job: _Job, *, options: dict[str, Any], folder: str, evaluate: bool, in_worker: bool,
-                 cache: ResultCache, refiner: str = "") -> _Outcome:
+def _segment_one(job: _Job, *, options: dict[str, Any], layout: RunLayout, evaluate: bool, in_worker: bool,
+                 cache: ResultCache, refiner: str = "", consumers: tuple[CellConsumer, ...] = ()) -> _Outcome:
     """Segment one image (and refine it with the ``refiner`` model file, if any), write its mask
-    and overlay, cache its measurements, return its table row (worker side); a sample cached
-    with its files intact is not segmented again."""
+    and overlay, cache its measurements, hand the cell to the fused later stages' ``consumers``,
+    return its table row (worker side); a sample cached with its files intact is not segmented
+    again."""
     if in_worker:
         cv2.setNumThreads(1)  # one process per core already: OpenCV's own threads would oversubscribe
-    outputs = _outputs(job, Path(folder))
+    outputs = _outputs(job, layout)
     key = _image_key(job)
     measurements = _cached_row(cache, key, outputs)
     cached = measurements is not None
@@ -165,6 +151,8 @@ def _segment_one(job: _Job, *, options: dict[str, Any], folder: str, evaluate: b
         digests = (write_png(result.labels, outputs[0]),
                    write_png(draw_overlay(picture[window], result.labels[window]), outputs[1]))
         measurements = result.measurements()
+        for consume in consumers:
+            consume(image, result.labels, key, digests[0])
         cache.save(key, {**{k: np.asarray(v) for k, v in measurements.items()},
                          **{h: np.asarray(d) for h, d in zip(OUTPUT_HASHES, digests)}})
     row: dict[str, Any] = {"sample_id": job.sample_id, **measurements}
@@ -215,14 +203,14 @@ def pick_montage(labels: list[str], *, limit: int = MONTAGE_LIMIT) -> list[int]:
     return picked
 
 
-def _write_montage(table: pd.DataFrame, folder: Path) -> None:
+def _write_montage(table: pd.DataFrame, layout: RunLayout) -> None:
     picked = table.iloc[pick_montage(list(table["label"]))]
     tiles, captions = [], []
     for sample_id, label in zip(picked["sample_id"], picked["label"]):
-        overlay = cv2.imread(str(folder / "overlays" / f"{sample_id}.png"), cv2.IMREAD_COLOR)
+        overlay = cv2.imread(str(layout.overlay_path(sample_id)), cv2.IMREAD_COLOR)
         tiles.append(cv2.cvtColor(overlay, cv2.COLOR_BGR2RGB))
         captions.append(label or "?")
-    write_png(montage(tiles, captions=captions), folder / "montage.png")
+    write_png(montage(tiles, captions=captions), layout.montage_path)
 
 
 def summarize(table: pd.DataFrame, *, method: str) -> pd.DataFrame:
@@ -260,7 +248,7 @@ def summarize(table: pd.DataFrame, *, method: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_segment(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
+def run_segment(config: Config, run: RunDir, samples: pd.DataFrame, consumers: tuple[CellConsumer, ...] = ()) -> None:
     """Segment every sample; see the module docstring for the files written.
 
     Parameters
@@ -272,13 +260,16 @@ def run_segment(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
         The run directory.
     samples : DataFrame
         The samples table (``sample_id, path, label, subject, split``...).
+    consumers : tuple of CellConsumer
+        Per-cell work of later stages fused into this one (:mod:`leukoscope.pipeline.graph`),
+        done for every cell segmented anew.
 
     Raises
     ------
     ExpertMaskError
         ``data.masks`` is set but is not a folder, or none of the images has a mask in it.
     """
-    folder = run.stage_dir(STAGE)
+    folder = run.stage_dir(Stage.SEGMENTATION)
     evaluate = bool(config.data.masks)
     paths = list(samples["path"])
     if evaluate:
@@ -297,12 +288,12 @@ def run_segment(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
     refined = refiner_info(refiner) if refiner else {}
     options = segmentation_options(config.segmentation)
     remove_leftovers(folder)  # of a run killed half way: its cache entries are whole
-    run.clear_rejected(STAGE)
-    cache = ResultCache(folder / "cache", "segment", {
+    run.clear_rejected(Stage.SEGMENTATION)
+    cache = ResultCache(run.cache_root(Stage.SEGMENTATION), "segment", {
         **options, "refiner_sha256": refined.get("sha256", ""), "leukoscope": __version__,
     })
-    worker = functools.partial(_segment_one, options=options, folder=str(folder), evaluate=evaluate,
-                               in_worker=config.run.jobs > 1, cache=cache, refiner=refiner)
+    worker = functools.partial(_segment_one, options=options, layout=RunLayout(run.path), evaluate=evaluate,
+                               in_worker=config.run.jobs > 1, cache=cache, refiner=refiner, consumers=consumers)
     rows, rejected, from_cache = [], [], 0
     for outcome in parallel_map(worker, jobs, jobs=config.run.jobs, backend=config.run.backend,
                                 scheduler=config.run.scheduler, desc="segment", quiet=config.run.quiet):
@@ -316,27 +307,36 @@ def run_segment(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
                                         f"(--masks), not a cell image; {row['reason']}"}
             rejected.append(row)
     if rejected:
-        run.reject(rejected, stage=STAGE)
+        run.reject(rejected, stage=Stage.SEGMENTATION.value)
         log.warning("segment: %d files rejected; see %s", len(rejected), run.rejected_path)
 
-    columns = SAMPLE_COLUMNS + MEASUREMENT_COLUMNS + (SCORE_COLUMNS if evaluate else [])
+    columns = META_COLUMNS + MEASUREMENT_COLUMNS + (SCORE_COLUMNS if evaluate else [])
     table = pd.DataFrame(rows, columns=["sample_id"] + MEASUREMENT_COLUMNS + (SCORE_COLUMNS if evaluate else []))
-    table = samples[SAMPLE_COLUMNS].merge(table, on="sample_id", how="inner")[columns]
-    write_csv(table, folder / "segmentation.csv")
-    _write_montage(table, folder)
+    table = samples[META_COLUMNS].merge(table, on="sample_id", how="inner")[columns]
+    write_csv(table, run.segmentation_table)
+    _write_montage(table, run)
     flagged = int((table["qc_flag"] != "").sum())
     info: dict[str, Any] = {"segmented": len(table), "rejected": len(samples) - len(table), "qc_flagged": flagged,
                             "computed": len(rows) - from_cache, "from_cache": from_cache}
     if refiner:
         info["refiner"] = refined
     if evaluate:
-        summary = summarize(table, method=method_name(config))
-        write_csv(summary, folder / "summary.csv")
+        summary = summarize(table, method=method_name(config.segmentation))
+        write_csv(summary, run.segmentation_summary)
         total = summary.iloc[-1]
-        print(f"segmentation vs expert masks in {config.data.masks} ({method_name(config)}):")
+        print(f"segmentation vs expert masks in {config.data.masks} ({method_name(config.segmentation)}):")
         print(summary.drop(columns="method").to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         if total["missing_mask"]:
             print(f"{total['missing_mask']} of {total['samples']} images had no expert mask; they are not scored")
         info.update(masks=str(config.data.masks), scored=int(total["scored"]),
                     missing_mask=int(total["missing_mask"]), unusable_mask=int(total["unusable_mask"]))
     run.update_info(segmentation=info)
+
+
+STAGE = StageSpec(
+    name=Stage.SEGMENTATION,
+    run=run_segment,
+    needs=lambda config: (),
+    active=lambda config: True,
+    done=lambda config, layout: layout.segmentation_table.exists(),
+)

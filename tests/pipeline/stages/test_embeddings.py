@@ -8,12 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leukoscope.pipeline import embeddings
+from leukoscope.pipeline import embedding_stream
 from leukoscope.pipeline.atomic import write_png
 from leukoscope.pipeline.config import Config
-from leukoscope.pipeline.embeddings import run_embeddings
-from leukoscope.pipeline.rundir import RunDir, sha256_file
-from .cell_table import cell_image, write_cells
+from leukoscope.pipeline.layout import sha256_file
+from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.stages.embeddings import run_embeddings
+
+from ..cell_table import cell_image, write_cells
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -74,7 +76,7 @@ def test_rerun_reads_the_cache_without_building_the_network(first_run, monkeypat
     def refuse(job):
         raise AssertionError("the network was built although every sample is cached")
 
-    monkeypatch.setattr(embeddings, "build_network", refuse)
+    monkeypatch.setattr(embedding_stream, "build_network", refuse)
     run_embeddings(_config(), run, samples.head(6))
     pd.testing.assert_frame_equal(_read(run), before)
     counts = json.loads(run.info_path.read_text())["features"]["cnn_vgg16"]

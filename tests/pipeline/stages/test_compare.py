@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-import types
-from pathlib import Path
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -12,12 +10,12 @@ import pytest
 
 from leukoscope.classifiers.errors import EvaluationError
 from leukoscope.classifiers.metrics import METRICS
-from leukoscope.pipeline.compare import PREDICTION_COLUMNS, RESULT_COLUMNS, run_compare
+from leukoscope.pipeline import graph
 from leukoscope.pipeline.config import Config, load_config
 from leukoscope.pipeline.datasets import load_dataset
+from leukoscope.pipeline.graph import run_stages
 from leukoscope.pipeline.rundir import RunDir
-
-REPO = Path(__file__).resolve().parents[2]
+from leukoscope.pipeline.stages.compare import PREDICTION_COLUMNS, RESULT_COLUMNS, run_compare
 
 FAST = {"compare.models": "knn", "compare.bootstrap": 200, "compare.folds": 3, "compare.inner_folds": 2,
         "run.quiet": True}
@@ -44,7 +42,7 @@ def write_features(run: RunDir, samples: pd.DataFrame, *, seed=0, backbone="vgg1
                       qc_flag="")
     cnn = ids.assign(weights="random", **{f"cnn_{backbone}_{k:04d}": rng.normal(size=len(y)) + 1.5 * y * (k < 3)
                                           for k in range(8)})
-    folder = run.stage_dir("features")
+    folder = run.stage_dir("handcrafted")
     hand.to_csv(folder / "handcrafted.csv", index=False)
     cnn.to_csv(folder / f"cnn_{backbone}.csv", index=False)
 
@@ -145,14 +143,15 @@ def test_missing_features_run_the_features_stage_then_stop_with_the_fix(tmp_path
     run = RunDir(tmp_path / "run")
     samples = make_samples()
     calls = []
-    fake = types.ModuleType("leukoscope.pipeline.features")
-    fake.run_features = lambda config, run, samples: calls.append(run.path)
-    monkeypatch.setitem(sys.modules, "leukoscope.pipeline.features", fake)
+    for name in ("segmentation", "handcrafted"):
+        monkeypatch.setitem(graph.STAGES, name, dataclasses.replace(
+            graph.STAGES[name], check=None, run=lambda config, run, samples, consumers, name=name: calls.append(name)))
     with pytest.raises(EvaluationError, match="handcrafted.csv' is missing after the features stage ran.*rejected.csv"):
-        run_compare(config(run), run, samples)
-    assert calls == [run.path]
-    fake.run_features = lambda config, run, samples: write_features(run, samples)
-    run_compare(config(run, **{"compare.feature_sets": "handcrafted"}), run, samples)
+        run_stages("compare", config(run, **{"compare.feature_sets": "handcrafted"}), run, samples)
+    assert calls == ["segmentation", "handcrafted"]
+    monkeypatch.setitem(graph.STAGES, "handcrafted", dataclasses.replace(
+        graph.STAGES["handcrafted"], run=lambda config, run, samples, consumers: write_features(run, samples)))
+    run_stages("compare", config(run, **{"compare.feature_sets": "handcrafted"}), run, samples)
     assert (run.path / "compare" / "results.csv").exists()
 
 
@@ -160,8 +159,8 @@ def test_one_subject_stops_before_any_work(tmp_path):
     run = RunDir(tmp_path / "run")
     samples = make_samples(n_subjects=2).assign(subject="7")
     with pytest.raises(EvaluationError, match="one subject only"):
-        run_compare(config(run), run, samples)
-    assert not (run.path / "compare").exists()
+        run_stages("compare", config(run), run, samples)
+    assert not (run.path / "compare").exists() and not (run.path / "segmentation").exists()
 
 
 @pytest.mark.slow
@@ -170,7 +169,7 @@ def test_allidb2_best_handcrafted_model_reaches_the_floor(shared_data, tmp_path)
     """ALL-IDB2, stratified 5-fold, the shipped config: segmentation -> handcrafted features -> SVM."""
     samples = load_dataset(shared_data / "all-idb2", "allidb2").samples.assign(sha256="")
     run = RunDir(tmp_path / "run")
-    cfg = load_config(REPO / "configs" / "allidb2.toml").with_overrides({
+    cfg = load_config("allidb2").with_overrides({
         "data.path": str(shared_data / "all-idb2"), "data.masks": "", "run.out": str(run.path),
         "run.quiet": True, "features.backbones": "none", "compare.models": "svm",
         "compare.feature_sets": "handcrafted", "compare.bootstrap": 200,

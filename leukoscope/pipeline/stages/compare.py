@@ -32,14 +32,14 @@ from leukoscope.classifiers.models import fit_predict, predict_labels
 from leukoscope.classifiers.splits import Split, encode_labels, iter_splits, resolve_protocol
 from leukoscope.pipeline.atomic import write_csv
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.layout import PREDICTION_COLUMNS, RunLayout, Stage, cnn_name, head_name
 from leukoscope.pipeline.parallel import parallel_map
 from leukoscope.pipeline.report import write_report
 from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.stage import StageSpec
 
 log = logging.getLogger(__name__)
 
-STAGE = "compare"
-PREDICTION_COLUMNS = ["sample_id", "subject", "protocol", "fold", "model", "feature_set", "y_true", "y_score", "y_pred"]
 RESULT_COLUMNS = [
     "model", "feature_set", "protocol", "weights", "n_train", "n_test", *METRICS,
     *[f"{m}_{end}" for m in METRICS for end in ("ci_low", "ci_high")],
@@ -98,57 +98,38 @@ def _wanted_heads(config: Config) -> list[str]:
     return [b.value for b in config.heads.backbones]
 
 
-def _feature_files(config: Config, run: RunDir) -> list[Path]:
-    folder = run.path / "features"
-    files = [folder / "handcrafted.csv"] if _needs_handcrafted(config) else []
-    return files + [folder / f"cnn_{b}.csv" for b in _wanted_backbones(config)]
+def _feature_files(config: Config, layout: RunLayout) -> list[Path]:
+    files = [layout.handcrafted_table] if _needs_handcrafted(config) else []
+    return files + [layout.embeddings_table(b) for b in _wanted_backbones(config)]
 
 
-def _heads_path(run: RunDir) -> Path:
-    return run.path / "heads" / "predictions.csv"
-
-
-def _missing_heads(config: Config, run: RunDir) -> list[str]:
-    wanted = _wanted_heads(config)
-    if not wanted:
-        return []
-    path = _heads_path(run)
-    table = pd.read_csv(path, dtype=str) if path.exists() else pd.DataFrame()
+def _missing_heads(config: Config, layout: RunLayout) -> list[str]:
+    wanted = [head_name(b) for b in _wanted_heads(config)]
+    path = layout.head_predictions
+    table = pd.read_csv(path, dtype=str) if wanted and path.exists() else pd.DataFrame()
     have = set(table["feature_set"]) if "feature_set" in table.columns else set()
-    return [b for b in wanted if f"head_{b}" not in have]
+    return [name for name in wanted if name not in have]
 
 
-def ensure_inputs(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
-    """Run the features stage (and segmentation through it) and the heads when their outputs are missing.
-
-    The heads train on the samples the earlier stages kept (see :meth:`RunDir.kept`).
+def check_inputs(config: Config, layout: RunLayout) -> None:
+    """Refuse to compare when an input the config needs is missing after the earlier stages ran.
 
     Raises
     ------
     EvaluationError
-        A features file or head predictions are still missing afterwards.
+        A features file or head predictions are missing.
     """
-    if any(not f.exists() for f in _feature_files(config, run)):
-        from leukoscope.pipeline.features import run_features
-
-        log.info("compare: features missing in %s; running the features stage first", run.path)
-        run_features(config, run, samples)
-    missing = [f for f in _feature_files(config, run) if not f.exists()]
+    missing = [f for f in _feature_files(config, layout) if not f.exists()]
     if missing:
         raise EvaluationError(
             f"features file '{missing[0]}' is missing after the features stage ran; check "
-            f"'{run.rejected_path}' for rejected samples, or run 'leukoscope features' with the same "
+            f"'{layout.rejected_path}' for rejected samples, or run 'leukoscope features' with the same "
             "--config and --out"
         )
-    if _missing_heads(config, run):
-        from leukoscope.pipeline.heads import run_heads
-
-        log.info("compare: head predictions missing in %s; training the heads first", run.path)
-        run_heads(config, run, run.kept(samples))
-    absent = _missing_heads(config, run)
+    absent = _missing_heads(config, layout)
     if absent:
         raise EvaluationError(
-            f"'{_heads_path(run)}' has no predictions for head_{absent[0]} after the heads stage ran; "
+            f"'{layout.head_predictions}' has no predictions for {absent[0]} after the heads stage ran; "
             "run the heads stage again or remove the backbone from heads.backbones"
         )
 
@@ -164,24 +145,23 @@ def read_features(path: Path) -> pd.DataFrame:
 
 def build_feature_sets(config: Config, run: RunDir, labelled_ids: set[str]) -> tuple[list[FeatureSet], pd.DataFrame]:
     """The configured feature sets, restricted to the labelled samples, and their row counts."""
-    folder = run.path / "features"
     kinds = set(config.compare.feature_sets)
 
-    def restricted(name: str) -> pd.DataFrame:
-        table = read_features(folder / name)
+    def restricted(path: Path) -> pd.DataFrame:
+        table = read_features(path)
         return table[table["sample_id"].isin(labelled_ids)].reset_index(drop=True)
 
-    hand = restricted("handcrafted.csv") if _needs_handcrafted(config) else None
+    hand = restricted(run.handcrafted_table) if _needs_handcrafted(config) else None
     sets = []
     if FeatureSetKind.HANDCRAFTED in kinds:
-        sets.append(single_set("handcrafted", hand, source=str(folder / "handcrafted.csv")))
+        sets.append(single_set("handcrafted", hand, source=str(run.handcrafted_table)))
     for backbone in _wanted_backbones(config):
-        name = f"cnn_{backbone}.csv"
-        emb = restricted(name)
+        path = run.embeddings_table(backbone)
+        emb = restricted(path)
         if FeatureSetKind.CNN in kinds:
-            sets.append(single_set(f"cnn_{backbone}", emb, source=str(folder / name)))
+            sets.append(single_set(cnn_name(backbone), emb, source=str(path)))
         if FeatureSetKind.HYBRID in kinds:
-            sets.append(hybrid_set(backbone, hand, emb, sources=(str(folder / "handcrafted.csv"), str(folder / name))))
+            sets.append(hybrid_set(backbone, hand, emb, sources=(str(run.handcrafted_table), str(path))))
     counts = pd.DataFrame(
         [
             {
@@ -257,10 +237,10 @@ def _tasks(config: Config, parts: list[_Part], samples: pd.DataFrame) -> Iterato
 
 def read_head_predictions(config: Config, run: RunDir) -> pd.DataFrame:
     """The configured heads' rows of ``RUN/heads/predictions.csv`` (empty without heads)."""
-    wanted = {f"head_{b}" for b in _wanted_heads(config)}
+    wanted = {head_name(b) for b in _wanted_heads(config)}
     if not wanted:
         return pd.DataFrame(columns=[*PREDICTION_COLUMNS, "weights"])
-    path = _heads_path(run)
+    path = run.head_predictions
     table = pd.read_csv(path, dtype={"sample_id": str, "subject": str, "protocol": str, "fold": str,
                                      "model": str, "feature_set": str, "weights": str})
     absent = [c for c in PREDICTION_COLUMNS if c not in table.columns]
@@ -301,7 +281,7 @@ def summarise(predictions: pd.DataFrame, n_train: dict[str, int], weights: dict[
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
-def run_compare(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
+def run_compare(config: Config, run: RunDir, samples: pd.DataFrame, consumers: tuple = ()) -> None:
     """The ``compare`` stage (see the module docstring).
 
     Parameters
@@ -320,8 +300,7 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
         message names the cause and the fix.
     """
     samples = samples.assign(subject=samples["subject"].fillna("").astype(str)).reset_index(drop=True)
-    resolve_protocol(samples, config.compare.protocol)  # fail before the costly stages when it cannot work
-    ensure_inputs(config, run, samples)
+    check_inputs(config, run)
     samples = run.kept(samples)  # folds over what the stages kept, so that bad files cannot shift them
     protocol = resolve_protocol(samples, config.compare.protocol)
     splits = list(iter_splits(samples, protocol=protocol, folds=config.compare.folds, seed=config.run.seed))
@@ -337,7 +316,7 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
     unknown = sorted(set(heads["sample_id"]) - set(labelled["sample_id"]))
     if unknown:
         raise EvaluationError(
-            f"'{_heads_path(run)}' holds {len(unknown)} sample(s) without a label in this run's manifest "
+            f"'{run.head_predictions}' holds {len(unknown)} sample(s) without a label in this run's manifest "
             f"(e.g. {unknown[0]!r}); rerun the heads stage in this run directory"
         )
     if not frames and heads.empty:
@@ -355,11 +334,11 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
     for part in parts:
         n_train[part.feature_set.name].append(int(part.train.sum()))
     n_train = {name: int(round(np.mean(sizes))) for name, sizes in n_train.items() if sizes}
-    n_train.update({f"head_{b}": int(round(np.mean([len(s.train) for s in splits]))) for b in _wanted_heads(config)})
+    n_train.update({head_name(b): int(round(np.mean([len(s.train) for s in splits]))) for b in _wanted_heads(config)})
     weights = {fs.name: fs.weights for fs in sets}
     weights.update({name: weights_of(group) for name, group in heads.groupby("feature_set")})
     results = summarise(predictions, n_train, weights, n_boot=config.compare.bootstrap, seed=config.run.seed)
-    out = run.stage_dir(STAGE)
+    out = run.stage_dir(Stage.COMPARE)
     write_csv(results, out / "results.csv")
     write_csv(predictions, out / "predictions.csv")
     write_csv(counts, out / "feature_sets.csv")
@@ -369,3 +348,24 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
                              "weights": weights})
     for path in files:
         log.info("compare: wrote %s", path)
+
+
+def _needs(config: Config) -> tuple[Stage, ...]:
+    return tuple(stage for stage, wanted in ((Stage.HANDCRAFTED, _needs_handcrafted(config)),
+                                             (Stage.EMBEDDINGS, bool(_wanted_backbones(config))),
+                                             (Stage.HEADS, bool(_wanted_heads(config)))) if wanted)
+
+
+def _check(config: Config, samples: pd.DataFrame) -> None:
+    """Fail before the costly stages when the data cannot be split as asked."""
+    resolve_protocol(samples.assign(subject=samples["subject"].fillna("").astype(str)), config.compare.protocol)
+
+
+STAGE = StageSpec(
+    name=Stage.COMPARE,
+    run=run_compare,
+    needs=_needs,
+    active=lambda config: True,
+    done=lambda config, layout: layout.compare_file("results.csv").exists(),
+    check=_check,
+)

@@ -14,12 +14,12 @@ from PIL import Image
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.groundtruth import ExpertMaskError
 from leukoscope.pipeline.rundir import RunDir
-from leukoscope.pipeline import segment
-from leukoscope.pipeline.segment import SCORE_COLUMNS, pick_montage, run_segment
+from leukoscope.pipeline.stages import segment
+from leukoscope.pipeline.stages.segment import SCORE_COLUMNS, pick_montage, run_segment
 from leukoscope.segmentation.cell import segment_cell
 from leukoscope.segmentation.overlay import CELL_COLOUR, cell_window
 
-from ..segmentation.drawn_cells import black_cell
+from ...segmentation.drawn_cells import black_cell
 
 ZHENG_LEVELS = np.array([0, 128, 255], np.uint8)
 
@@ -48,7 +48,8 @@ def dataset(tmp_path_factory):
     cv2.imwrite(str(images / "black.bmp"), np.zeros((64, 64, 3), np.uint8))
     (images / "broken.bmp").write_bytes(b"BM not really")
     rows.append({"sample_id": "black", "path": str(images / "black.bmp"), "label": "HEM", "subject": "s1", "split": ""})
-    rows.append({"sample_id": "broken", "path": str(images / "broken.bmp"), "label": "ALL", "subject": "s0", "split": ""})
+    rows.append({"sample_id": "broken", "path": str(images / "broken.bmp"), "label": "ALL", "subject": "s0",
+                 "split": ""})
     samples = pd.DataFrame(rows).assign(sha256="")
     return samples, masks
 

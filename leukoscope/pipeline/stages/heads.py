@@ -1,4 +1,4 @@
-"""The ``heads`` stage: the reference paper's fine-tuned sigmoid head on each backbone.
+"""The ``heads`` stage: the reference paper's sigmoid head, trained on each frozen backbone.
 
 ``run_heads(config, run, samples)`` trains, for each backbone in ``config.heads.backbones``,
 the head of :mod:`leukoscope.classifiers.heads` on every training part of the evaluation
@@ -27,7 +27,6 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,27 +49,25 @@ from leukoscope.classifiers.heads import (
 )
 from leukoscope.classifiers.metrics import predict_labels
 from leukoscope.classifiers.splits import encode_labels, iter_splits, resolve_protocol
-from leukoscope.pipeline.atomic import atomic_path, write_csv, write_json, write_png
-from leukoscope.pipeline.compare import PREDICTION_COLUMNS
-from leukoscope.pipeline.config import Config, HeadsConfig
-from leukoscope.pipeline.embeddings import (
+from leukoscope.pipeline.atomic import save_keras, write_csv, write_json, write_png
+from leukoscope.pipeline.config import Config, ConfigError, HeadsConfig
+from leukoscope.pipeline.embedding_stream import (
     EmbeddingJob,
     NetworkCache,
     build_network,
+    check_backbones,
     embedding_job,
-    ensure_segmentation,
     iter_pooled,
     set_keras_threads,
 )
-from leukoscope.pipeline.features import SEGMENTATION_STAGE
-from leukoscope.pipeline.figures import figure_to_array
+from leukoscope.pipeline.figures import learning_curve
+from leukoscope.pipeline.layout import PREDICTION_COLUMNS, WEIGHTS_COLUMN, RunLayout, Stage, head_name
 from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.stage import StageSpec
 
 log = logging.getLogger(__name__)
 
-STAGE = "heads"
 HEAD_MODEL = "sigmoid_head"
-WEIGHTS_COLUMN = "weights"
 HISTORY_COLUMNS = ["fold", "phase", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
 FINAL_FOLD = "final"
 
@@ -88,17 +85,17 @@ def check_heads_config(heads: HeadsConfig) -> None:
 
     Raises
     ------
-    ValueError
+    ConfigError
         A validation fraction outside (0, 1), or a second phase asked for without epochs.
     """
     if not 0.0 < heads.validation_fraction < 1.0:
-        raise ValueError(f"heads.validation_fraction must be between 0 and 1 (exclusive), got "
+        raise ConfigError(f"heads.validation_fraction must be between 0 and 1 (exclusive), got "
                          f"{heads.validation_fraction}; the paper's EarlyStopping needs a validation part")
     if heads.unfreeze_top > 0 and heads.fine_tune_epochs == 0:
-        raise ValueError(f"heads.unfreeze_top = {heads.unfreeze_top} asks for a second fine-tuning phase "
+        raise ConfigError(f"heads.unfreeze_top = {heads.unfreeze_top} asks for a second fine-tuning phase "
                          "but heads.fine_tune_epochs is 0; set fine_tune_epochs (e.g. 5) or unfreeze_top = 0")
     if not 0.0 <= heads.dropout < 1.0:
-        raise ValueError(f"heads.dropout must be in [0, 1), got {heads.dropout}")
+        raise ConfigError(f"heads.dropout must be in [0, 1), got {heads.dropout}")
 
 
 def carve_validation(samples: pd.DataFrame, train: np.ndarray, *, fraction: float, seed: int) -> TrainingPart:
@@ -177,16 +174,16 @@ class _HeadTrainer:
         self.heads = config.heads
         self.pooled, self.mirrored = pooled, mirrored
         self.y = encode_labels(samples["label"])
-        self.masks = run.path / SEGMENTATION_STAGE / "masks"
+        self.layout = RunLayout(run.path)
 
     def _images(self, rows: np.ndarray, *, training: bool = False, seed: int = 0) -> Any:
-        from leukoscope.pipeline.image_batches import ImageBatches
+        from leukoscope.pipeline.image_batches import ImageBatches  # imports Keras
 
         sample_ids = self.samples["sample_id"].to_numpy()[rows]
         weights = balanced_sample_weights(self.y[rows]) if training and self.heads.class_weight else None
         return ImageBatches(
             self.samples["path"].to_numpy()[rows], size=self.job.size, preprocess=self.job.spec.preprocess,
-            mask_paths=[str(self.masks / f"{s}.png") for s in sample_ids] if self.job.mask_background else None,
+            mask_paths=[str(self.layout.mask_path(s)) for s in sample_ids] if self.job.mask_background else None,
             targets=one_hot(self.y[rows]), sample_weight=weights,
             batch_size=self.heads.batch_size, shuffle=training, seed=seed,
         )
@@ -230,29 +227,6 @@ def _usable(split_rows: np.ndarray, usable: np.ndarray) -> np.ndarray:
     return split_rows[usable[split_rows]]
 
 
-def learning_curve(history: pd.DataFrame, title: str) -> np.ndarray:
-    """Training and validation loss per epoch, one line pair per fold and phase.
-
-    Returns
-    -------
-    (H, W, 3) uint8 ndarray
-        The rendered figure.
-    """
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4, 4.0), dpi=100)
-    ax = fig.add_subplot()
-    for (fold, phase), part in history.groupby(["fold", "phase"], sort=False):
-        line, = ax.plot(part["epoch"], part["loss"], marker="o", ms=3, label=f"{fold} {phase} train")
-        ax.plot(part["epoch"], part["val_loss"], ls="--", color=line.get_color(), label=f"{fold} {phase} validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("binary cross-entropy")
-    ax.set_title(title)
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    return figure_to_array(fig)
-
-
 def train_backbone(config: Config, run: RunDir, samples: pd.DataFrame, backbone: str,
                    splits: list[Any], protocol: Protocol) -> pd.DataFrame:
     """Train, save and evaluate one backbone's heads; return its prediction rows."""
@@ -283,7 +257,7 @@ def train_backbone(config: Config, run: RunDir, samples: pd.DataFrame, backbone:
         score = trainer.scores(model, is_full, test)
         rows.append(pd.DataFrame({
             "sample_id": samples["sample_id"].to_numpy()[test], "subject": samples["subject"].to_numpy()[test],
-            "protocol": protocol.value, "fold": split.fold, "model": HEAD_MODEL, "feature_set": f"head_{name}",
+            "protocol": protocol.value, "fold": split.fold, "model": HEAD_MODEL, "feature_set": head_name(name),
             "y_true": trainer.y[test], "y_score": score, "y_pred": predict_labels(score),
             WEIGHTS_COLUMN: job.weights.label,
         }))
@@ -298,24 +272,14 @@ def train_backbone(config: Config, run: RunDir, samples: pd.DataFrame, backbone:
     return pd.concat(rows, ignore_index=True)
 
 
-def save_keras(model: Any, target: Path) -> None:
-    """Save a Keras model atomically (Keras needs the ``.keras`` suffix on the file it writes)."""
-    with atomic_path(target) as tmp:
-        staged = tmp.with_name(tmp.name + ".keras")
-        try:
-            model.save(staged)
-            staged.replace(tmp)
-        finally:
-            staged.unlink(missing_ok=True)
-
-
 def _save(run: RunDir, job: EmbeddingJob, model: Any, history: pd.DataFrame, config: Config) -> None:
     name = job.spec.name.value
-    folder = run.stage_dir(STAGE) / name
+    folder = run.head_dir(name)
     save_keras(model, folder / "model.keras")
     history = history[HISTORY_COLUMNS]
     write_csv(history, folder / "history.csv")
-    write_png(learning_curve(history, f"{name} sigmoid head (weights: {job.weights.label})"),
+    write_png(learning_curve(history, title=f"{name} sigmoid head (weights: {job.weights.label})",
+                             ylabel="binary cross-entropy", groups=("fold", "phase")),
               folder / "learning_curve.png")
     write_json({
         "backbone": name, "input_size": job.size, "weights": job.weights.info(),
@@ -326,8 +290,8 @@ def _save(run: RunDir, job: EmbeddingJob, model: Any, history: pd.DataFrame, con
     }, folder / "head.json")
 
 
-def run_heads(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
-    """The ``heads`` stage (see the module docstring).
+def run_heads(config: Config, run: RunDir, samples: pd.DataFrame, consumers: tuple = ()) -> None:
+    """The ``heads`` stage (see the module docstring), on the samples no earlier stage rejected.
 
     Parameters
     ----------
@@ -350,25 +314,50 @@ def run_heads(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
     if not config.heads.backbones:
         return
     set_keras_threads(config.features.threads)
+    samples = run.kept(samples)
     samples = samples.assign(subject=samples["subject"].fillna("").astype(str)).reset_index(drop=True)
     protocol = resolve_protocol(samples, config.compare.protocol)
     splits = list(iter_splits(samples, protocol=protocol, folds=config.compare.folds, seed=config.run.seed))
-    if config.heads.mask_background:
-        ensure_segmentation(config, run, samples)
-    target = run.stage_dir(STAGE) / "predictions.csv"
+    run.stage_dir(Stage.HEADS)
+    target = run.head_predictions
     frames = []
     if target.exists():
         previous = pd.read_csv(target, dtype=str, keep_default_na=False)
-        wanted = {f"head_{b.value}" for b in config.heads.backbones}
+        wanted = {head_name(b.value) for b in config.heads.backbones}
         frames.append(previous[~previous["feature_set"].isin(wanted)])
     for backbone in config.heads.backbones:
         with _dtype_policy(config.heads.mixed_precision):
             frames.append(train_backbone(config, run, samples, backbone.value, splits, protocol))
-        log.info("head_%s trained on %d split(s); predictions in %s", backbone.value, len(splits), target)
+        log.info("%s trained on %d split(s); predictions in %s", head_name(backbone.value), len(splits), target)
     write_csv(pd.concat(frames, ignore_index=True)[[*PREDICTION_COLUMNS, WEIGHTS_COLUMN]], target)
     run.update_info(heads={"protocol": protocol.value, "splits": [s.fold for s in splits],
                            "backbones": [b.value for b in config.heads.backbones]})
 
 
-__all__ = ["TrainingPart", "carve_validation", "check_heads_config", "learning_curve", "run_heads", "save_keras",
+def missing_heads(config: Config, layout: RunLayout) -> list[str]:
+    """The configured heads (``head_<backbone>``) without predictions in ``RUN/heads/predictions.csv``."""
+    wanted = [head_name(b.value) for b in config.heads.backbones]
+    path = layout.head_predictions
+    if not wanted or not path.exists():
+        return wanted
+    have = set(pd.read_csv(path, dtype=str, usecols=lambda c: c == "feature_set").get("feature_set", []))
+    return [name for name in wanted if name not in have]
+
+
+def _check(config: Config, samples: pd.DataFrame) -> None:
+    check_heads_config(config.heads)
+    check_backbones(config.heads.backbones, weights=config.features.weights, size=config.heads.input_size)
+    resolve_protocol(samples.assign(subject=samples["subject"].fillna("").astype(str)), config.compare.protocol)
+
+
+STAGE = StageSpec(
+    name=Stage.HEADS,
+    run=run_heads,
+    needs=lambda config: (Stage.SEGMENTATION,) if config.heads.mask_background else (),
+    active=lambda config: bool(config.heads.backbones),
+    done=lambda config, layout: not missing_heads(config, layout),
+    check=_check,
+)
+
+__all__ = ["STAGE", "TrainingPart", "carve_validation", "check_heads_config", "missing_heads", "run_heads",
            "train_backbone"]

@@ -1,29 +1,19 @@
-"""Frozen-CNN embeddings of every cell, streamed in batches with bounded memory and cached.
+"""Frozen-CNN pooled features of every cell, streamed in batches with bounded memory and cached.
 
-``run_embeddings(config, run, samples)`` writes, for each backbone in
-``config.features.backbones``::
-
-    RUN/features/cnn_<backbone>.csv   sample_id, subject, label, split, weights,
-                                      cnn_<backbone>_0000 ... (global average pooling)
-    RUN/features/cache/cnn_<backbone>-<settings>/<key>.npz   avg and max pooled, per sample
-
-Each image is read, its background zeroed with the segmentation mask
-``RUN/segmentation/masks/<sample_id>.png`` when ``features.mask_background`` is set, padded to
-a square, resized to the backbone's input, preprocessed with the backbone's own
-``preprocess_input`` and run through Keras' compiled inference step (``predict_on_batch``).
-A background thread prepares the next batch while the current one runs and another writes the
-previous batch's cache entries, so at most three batches are in memory whatever the dataset
-size, and the CSV is written batch by batch. The
-cache folder is named by everything that shapes the result (backbone, input size, weights,
-masking, Keras version, backend and dtype policy), so a rerun computes only the samples without an entry and
-never builds the network when every sample is cached.
+The machinery the embeddings and heads stages share. :func:`iter_pooled` reads each image, zeroes
+its background with the segmentation mask when the job asks for it, pads it to a square, resizes
+it to the backbone's input, preprocesses it with the backbone's own ``preprocess_input`` and runs
+it through Keras' compiled inference step (``predict_on_batch``). A background thread prepares
+the next batch while the current one runs and another writes the previous batch's cache entries,
+so at most three batches are in memory whatever the dataset size. The cache folder is named by
+everything that shapes the result (backbone, input size, weights, masking, Keras version,
+backend and dtype policy), so a rerun computes only the samples without an entry and never
+builds the network when every sample is cached.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import io
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,24 +28,15 @@ from tqdm.auto import tqdm
 
 from leukoscope.features.backbones import BackboneSpec, get_backbone
 from leukoscope.features.embeddings import POOLINGS, build_extractor, embed_batch, prepare_batch
-from leukoscope.pipeline.atomic import atomic_path
 from leukoscope.pipeline.cache import ResultCache
-from leukoscope.pipeline.config import Config
-from leukoscope.pipeline.features import (
-    META_COLUMNS,
-    SEGMENTATION_STAGE,
-    MaskReadError,
-    read_label_mask,
-)
-from leukoscope.pipeline.imageio import ImageReadError, read_image
-from leukoscope.pipeline.rundir import RunDir, sha256_file
-from leukoscope.pipeline.weights import RANDOM, ResolvedWeights, resolve_weights
+from leukoscope.pipeline.config import Config, ConfigError
+from leukoscope.pipeline.imageio import ImageReadError, MaskReadError, read_image, read_label_mask
+from leukoscope.pipeline.layout import Stage, cache_key, cnn_name, missing_mask_reason, sha256_file
+from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.weights import AUTO, RANDOM, ResolvedWeights, WeightsUnavailableError, resolve_weights
 
 log = logging.getLogger(__name__)
 
-STAGE = "embeddings"
-FEATURES_STAGE = "features"
-WEIGHTS_COLUMN = "weights"
 
 
 @dataclass(frozen=True)
@@ -87,7 +68,7 @@ class EmbeddingJob:
 
     @property
     def namespace(self) -> str:
-        return f"cnn_{self.spec.name.value}" + ("_mirror" if self.mirror else "")
+        return cnn_name(self.spec.name.value) + ("_mirror" if self.mirror else "")
 
     def settings(self) -> dict[str, Any]:
         """Everything that changes the pooled features (names the cache folder)."""
@@ -136,7 +117,10 @@ def build_network(job: EmbeddingJob) -> Any:
     import keras
 
     keras.utils.set_random_seed(job.seed)
-    return job.spec.build(input_size=job.size, weights_path=job.weights.path)
+    try:
+        return job.spec.build(input_size=job.size, weights_path=job.weights.path)
+    except ValueError as exc:  # a weights file of another network
+        raise WeightsUnavailableError(str(exc)) from exc
 
 
 class NetworkCache:
@@ -163,21 +147,6 @@ class NetworkCache:
         if key not in self._extractors:
             self._extractors[key] = build_extractor(self.backbone(job))
         return self._extractors[key]
-
-
-def ensure_segmentation(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
-    """Run the segmentation stage when its masks are needed and ``segmentation.csv`` is missing."""
-    if not (run.path / SEGMENTATION_STAGE / "segmentation.csv").exists():
-        from leukoscope.pipeline.segment import run_segment
-
-        run_segment(config, run, samples)
-
-
-def _sample_key(sha256: str, path: str, mask_path: Path | None) -> str:
-    image_sha = sha256 or sha256_file(path)
-    if mask_path is None:
-        return image_sha
-    return hashlib.sha256(f"{image_sha}:{sha256_file(mask_path)}".encode()).hexdigest()
 
 
 @dataclass
@@ -220,21 +189,19 @@ def _save_entries(cache: ResultCache, entries: list[tuple[str, dict[str, np.ndar
 def _plan(job: EmbeddingJob, run: RunDir, samples: pd.DataFrame, cache: ResultCache,
           rejects: list[dict[str, str]]) -> Iterator[_Planned]:
     """Group the samples into batches, reading cache hits and skipping unusable samples."""
-    masks = run.path / SEGMENTATION_STAGE / "masks"
     skipped: set[str] = set()
     if job.mask_background:
         rejected = run.read_rejected()
-        skipped = set(rejected.loc[rejected["stage"] == SEGMENTATION_STAGE, "path"])
+        skipped = set(rejected.loc[rejected["stage"] == Stage.SEGMENTATION.value, "path"])
     planned = _Planned({}, [])
     for position, sample in enumerate(samples.itertuples(index=False)):
         if sample.path in skipped:
             continue
-        mask_path = masks / f"{sample.sample_id}.png" if job.mask_background else None
+        mask_path = run.mask_path(sample.sample_id) if job.mask_background else None
         if mask_path is not None and not mask_path.exists():
-            rejects.append({"path": sample.path, "reason": f"no segmentation mask '{mask_path.name}' in "
-                            f"{masks}; rerun 'leukoscope segment'"})
+            rejects.append({"path": sample.path, "reason": missing_mask_reason(mask_path)})
             continue
-        key = _sample_key(sample.sha256, sample.path, mask_path)
+        key = cache_key(sample.sha256 or sha256_file(sample.path), mask_path)
         entry = cache.load(key)
         if entry is not None and all(entry.get(p, np.empty(0)).shape == (job.spec.embedding_size,)
                                      for p in POOLINGS):
@@ -279,7 +246,7 @@ def iter_pooled(job: EmbeddingJob, run: RunDir, samples: pd.DataFrame, *, quiet:
     pooled : dict of str to (n, C) float32 ndarray
         ``"avg"`` and ``"max"`` pooled last feature maps.
     """
-    cache = ResultCache(run.stage_dir(FEATURES_STAGE) / "cache", job.namespace, job.settings())
+    cache = ResultCache(run.cache_root(Stage.EMBEDDINGS), job.namespace, job.settings())
     networks = NetworkCache() if networks is None else networks
     counts = {} if counts is None else counts
     counts.setdefault("computed", 0)
@@ -333,7 +300,7 @@ def iter_pooled(job: EmbeddingJob, run: RunDir, samples: pd.DataFrame, *, quiet:
     finally:
         bar.close()
         if rejects:
-            run.reject(rejects, stage=STAGE)
+            run.reject(rejects, stage=Stage.EMBEDDINGS.value)
             log.warning("%s: %d samples rejected; see %s", job.namespace, len(rejects), run.rejected_path)
 
 
@@ -346,101 +313,25 @@ def embedding_job(config: Config, backbone: str, *, size: int, mask_background: 
                         batch_size=max(1, config.features.batch_size), seed=config.run.seed)
 
 
-def embedding_columns(spec: BackboneSpec) -> list[str]:
-    """``cnn_<backbone>_0000`` ... column names of one backbone's embeddings."""
-    return [f"cnn_{spec.name.value}_{i:04d}" for i in range(spec.embedding_size)]
-
-
-def write_embeddings(job: EmbeddingJob, run: RunDir, samples: pd.DataFrame, *, quiet: bool = False,
-                     networks: NetworkCache | None = None) -> dict[str, int]:
-    """Stream one backbone's average-pooled embeddings into ``RUN/features/cnn_<backbone>.csv``.
-
-    Rows are formatted and written by a background thread, one batch behind the network.
-    ``networks`` as in :func:`iter_pooled`.
-
-    Returns
-    -------
-    dict
-        ``samples`` written, of which ``computed`` by the network and ``from_cache``.
-    """
-    target = run.stage_dir(FEATURES_STAGE) / f"cnn_{job.spec.name.value}.csv"
-    columns = embedding_columns(job.spec)
-    header = pd.DataFrame(columns=[*META_COLUMNS, WEIGHTS_COLUMN, *columns])
-    counts, writing = {"samples": 0, "computed": 0, "from_cache": 0}, None
-    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="leukoscope-csv") as writer:
-        header.to_csv(fh, index=False, lineterminator="\n")
-        for positions, pooled in iter_pooled(job, run, samples, quiet=quiet, networks=networks, counts=counts):
-            meta = samples.iloc[positions][META_COLUMNS].assign(**{WEIGHTS_COLUMN: job.weights.label})
-            if writing is not None:
-                writing.result()  # one batch in flight: bounded memory, errors surface here
-            writing = writer.submit(_append_rows, fh, meta, pooled["avg"])
-            counts["samples"] += len(meta)
-        if writing is not None:
-            writing.result()
-    return counts
-
-
-def _append_rows(fh: io.TextIOBase, meta: pd.DataFrame, values: np.ndarray) -> None:
-    fh.write(_csv_rows(meta, values))
-
-
-def _csv_rows(meta: pd.DataFrame, values: np.ndarray) -> str:
-    """CSV lines of text columns followed by float32 columns (``%.9g``: exact for float32).
-
-    Formats the numbers with NumPy, several times faster than ``DataFrame.to_csv`` on wide
-    tables, so writing stays a small part of the step.
-    """
-    text, numbers = io.StringIO(), io.StringIO()
-    meta.to_csv(text, index=False, header=False, lineterminator="\n")
-    np.savetxt(numbers, values, fmt="%.9g", delimiter=",")
-    return "".join(f"{a},{b}\n" for a, b in zip(text.getvalue().splitlines(), numbers.getvalue().splitlines()))
-
-
-def run_embeddings(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
-    """Write ``RUN/features/cnn_<backbone>.csv`` for every backbone in ``config.features.backbones``.
-
-    Parameters
-    ----------
-    config : Config
-        ``features``: backbones, weights, input_size (0: each backbone's default), batch_size,
-        mask_background, threads; ``run``: seed, quiet.
-    run : RunDir
-        Everything is written inside it; the weights used are recorded in run.json.
-    samples : DataFrame
-        The samples table (``sample_id, path, label, subject, split, sha256``).
+def check_backbones(backbones: tuple[Any, ...], *, weights: str, size: int) -> None:
+    """Fail before any work when a backbone cannot run: an input size below its minimum, or
+    weights (``imagenet`` or a folder) that cannot be had. ``auto`` and ``random`` always resolve.
 
     Raises
     ------
+    ConfigError
+        The input size is too small.
     WeightsUnavailableError
-        ImageNet weights were asked for and cannot be had (the message names the file and
-        where to put it).
+        The weights cannot be had; the message says where to put them.
     """
-    set_keras_threads(config.features.threads)
-    samples = samples.reset_index(drop=True)
-    if config.features.mask_background:
-        ensure_segmentation(config, run, samples)
-    run.clear_rejected(STAGE)
-    for backbone in config.features.backbones:
-        job = embedding_job(config, backbone, size=config.features.input_size,
-                            mask_background=config.features.mask_background)
-        run.update_info(weights={job.spec.name.value: job.weights.info()})
-        counts = write_embeddings(job, run, samples, quiet=config.run.quiet)
-        run.update_info(features={f"cnn_{job.spec.name.value}": {**job.settings(), **counts}})
-        log.info("%s: %d samples x %d columns (weights %s; %d from the cache) in %s", job.namespace,
-                 counts["samples"], job.spec.embedding_size, job.weights.label, counts["from_cache"],
-                 run.path / FEATURES_STAGE / f"cnn_{job.spec.name.value}.csv")
+    for backbone in backbones:
+        spec = get_backbone(backbone)
+        try:
+            spec.check_input_size(size)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if weights not in (AUTO, RANDOM):
+            resolve_weights(spec, weights)
 
 
-__all__ = [
-    "EmbeddingJob",
-    "NetworkCache",
-    "build_network",
-    "embedding_columns",
-    "embedding_job",
-    "ensure_segmentation",
-    "iter_pooled",
-    "run_embeddings",
-    "set_keras_threads",
-    "write_embeddings",
-]
+__all__ = ["EmbeddingJob", "check_backbones", "NetworkCache", "build_network", "embedding_job", "iter_pooled", "set_keras_threads"]

@@ -1,13 +1,14 @@
-"""The features stage on hand-made masks: CSV contract, cache, resume, backends, bad input."""
+"""The handcrafted stage (through the features command's stages) on hand-made masks: CSV contract, cache,
+resume, backends, bad input."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +16,15 @@ import pandas as pd
 import pytest
 
 from leukoscope.features.registry import compute_features, data_dictionary, feature_names
-from leukoscope.pipeline import features as stage
+from leukoscope.pipeline import graph
 from leukoscope.pipeline.atomic import write_png
 from leukoscope.pipeline.config import Config
-from leukoscope.pipeline.imageio import read_image
+from leukoscope.pipeline.graph import run_stages
+from leukoscope.pipeline.imageio import MaskReadError, read_image, read_label_mask
 from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.stages import handcrafted as stage
 
-from .cell_table import SUBJECTS, write_cells
+from ..cell_table import SUBJECTS, write_cells
 
 SIZE = 64
 N_CELLS = len(SUBJECTS)  # one cell per subject
@@ -48,20 +51,20 @@ def _config(run: RunDir, **overrides) -> Config:
 @pytest.fixture(scope="module")
 def reference_csv(tmp_path_factory) -> bytes:
     run, samples = _segmented_run(tmp_path_factory.mktemp("reference"))
-    stage.run_features(_config(run), run, samples)
+    run_stages("features", _config(run), run, samples)
     return _csv(run).read_bytes()
 
 
 def test_csv_contract(tmp_path):
     run, samples = _segmented_run(tmp_path)
-    stage.run_features(_config(run), run, samples)
+    run_stages("features", _config(run), run, samples)
     table = pd.read_csv(_csv(run))
     names = feature_names()
     assert list(table.columns) == ["sample_id", "subject", "label", "split", *names, "qc_flag"]
     assert list(table["sample_id"]) == list(samples["sample_id"])
     assert all(table[name].dtype == np.float64 for name in names)  # morph_area_* too: written as 123.0
     image = read_image(samples.path[0])
-    labels = stage.read_label_mask(_mask(run, samples.sample_id[0]), image_shape=image.shape[:2], image_name="x")
+    labels = read_label_mask(_mask(run, samples.sample_id[0]), image_shape=image.shape[:2], image_name="x")
     expected = list(compute_features(image, labels).values.values())
     np.testing.assert_array_equal(table.loc[0, names].to_numpy(float), expected)  # bit for bit
     dictionary = pd.read_csv(run.path / "features" / "columns.csv", keep_default_na=False)
@@ -74,31 +77,32 @@ def test_csv_contract(tmp_path):
 def test_rows_stream_in_chunks_without_changing_the_csv(tmp_path, monkeypatch, reference_csv):
     run, samples = _segmented_run(tmp_path)
     monkeypatch.setattr(stage, "CHUNK_ROWS", 3)  # 8 rows: chunks of 3, 3 and 2
-    stage.run_features(_config(run), run, samples)
+    run_stages("features", _config(run), run, samples)
     assert _csv(run).read_bytes() == reference_csv
 
 
 def test_rerun_with_nothing_changed_does_no_feature_work(tmp_path, monkeypatch, reference_csv):
     run, samples = _segmented_run(tmp_path)
-    stage.run_features(_config(run), run, samples)
+    run_stages("features", _config(run), run, samples)
 
     def forbidden(*args, **kwargs):
         raise AssertionError("features recomputed although nothing changed")
 
     monkeypatch.setattr(stage, "compute_features", forbidden)
-    stage.run_features(_config(run), run, samples)
+    run_stages("features", _config(run), run, samples)
     assert _csv(run).read_bytes() == reference_csv
     # a changed setting is a new cache: everything is computed again
     monkeypatch.undo()
-    stage.run_features(_config(run, **{"features.haralick_levels": 32}), run, samples)
+    run_stages("features", _config(run, **{"features.haralick_levels": 32}), run, samples)
     assert _csv(run).read_bytes() != reference_csv
 
 
 _KILLER = """
 import os, signal, sys
 import pandas as pd
-from leukoscope.pipeline import features as stage
+from leukoscope.pipeline.stages import handcrafted as stage
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.graph import run_stages
 from leukoscope.pipeline.rundir import RunDir
 run, samples = RunDir(sys.argv[1]), pd.read_csv(sys.argv[2], dtype=str, keep_default_na=False)
 real, calls = stage.compute_features, []
@@ -108,7 +112,7 @@ def dying(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)  # no clean-up, no exception handlers
     return real(*args, **kwargs)
 stage.compute_features = dying
-stage.run_features(Config().with_overrides({"run.out": sys.argv[1], "run.quiet": True}), run, samples)
+run_stages("features", Config().with_overrides({"run.out": sys.argv[1], "run.quiet": True}), run, samples)
 """
 
 
@@ -123,7 +127,7 @@ def test_killed_half_way_then_resumed_gives_the_clean_csv(tmp_path, monkeypatch,
     calls = []
     real = stage.compute_features
     monkeypatch.setattr(stage, "compute_features", lambda *a, **k: calls.append(1) or real(*a, **k))
-    stage.run_features(_config(run), run, samples)
+    run_stages("features", _config(run), run, samples)
     assert len(calls) == N_CELLS - done_before_kill  # only the unfinished samples
     assert _csv(run).read_bytes() == reference_csv
     assert not [p for p in run.path.rglob("*") if ".tmp-" in p.name]  # no half-written file left
@@ -134,7 +138,7 @@ def test_killed_half_way_then_resumed_gives_the_clean_csv(tmp_path, monkeypatch,
                                      {"run.jobs": 2, "run.backend": "dask"}], ids=["loky-2", "dask-local"])
 def test_same_csv_whatever_the_backend_and_job_count(tmp_path, reference_csv, options):
     run, samples = _segmented_run(tmp_path)
-    stage.run_features(_config(run, **options), run, samples)
+    run_stages("features", _config(run, **options), run, samples)
     assert _csv(run).read_bytes() == reference_csv
 
 
@@ -151,10 +155,10 @@ def test_unusable_samples_are_rejected_and_the_rest_go_on(tmp_path):
     run.reject([{"path": paths[4], "reason": "blank image"},  # no mask written
                 {"path": paths[5], "reason": "expert mask unusable"}],  # but segmented
                stage="segmentation")
-    stage.run_features(_config(run), run, samples)
+    run_stages("features", _config(run), run, samples)
     assert list(pd.read_csv(_csv(run), dtype=str)["sample_id"]) == ids[5:]
     rejected = run.read_rejected()
-    reasons = rejected[rejected["stage"] == "features"].set_index("path")["reason"]
+    reasons = rejected[rejected["stage"] == "handcrafted"].set_index("path")["reason"]
     assert "is empty" in reasons[str(empty)]
     name = Path(paths[1]).name
     assert f"mask '{ids[1]}.png' is {SIZE}x{SIZE - 6} but its image '{name}' is {SIZE}x{SIZE}" in reasons[paths[1]]
@@ -166,9 +170,9 @@ def test_unusable_samples_are_rejected_and_the_rest_go_on(tmp_path):
 def test_empty_nucleus_is_nan_with_a_qc_flag_in_the_csv(tmp_path):
     run, samples = _segmented_run(tmp_path)
     mask = _mask(run, samples.sample_id[0])
-    labels = stage.read_label_mask(mask, image_shape=(SIZE, SIZE), image_name="x")
+    labels = read_label_mask(mask, image_shape=(SIZE, SIZE), image_name="x")
     write_png(np.where(labels == 2, 1, labels).astype(np.uint8), mask)
-    stage.run_features(_config(run), run, samples)
+    run_stages("features", _config(run), run, samples)
     table = pd.read_csv(_csv(run), dtype={"qc_flag": str})
     flags = table["qc_flag"].fillna("")
     assert math.isnan(table.loc[0, "morph_nc_ratio"]) and "morphology:nucleus:empty" in flags[0]
@@ -179,26 +183,28 @@ def test_empty_nucleus_is_nan_with_a_qc_flag_in_the_csv(tmp_path):
 
 def test_segments_first_when_the_run_has_no_segmentation(tmp_path, monkeypatch):
     run, samples = _segmented_run(tmp_path)
-    (run.path / "segmentation" / "segmentation.csv").unlink()
+    run.segmentation_table.unlink()
     calls = []
 
-    def run_segment(config, given_run, given):
-        calls.append(len(given))
-        (given_run.path / "segmentation" / "segmentation.csv").write_text("sample_id,qc_flag\n")
+    def fake_segment(config, given_run, given, consumers):
+        calls.append((len(given), [type(c).__name__ for c in consumers]))
+        given_run.segmentation_table.write_text("sample_id,qc_flag\n")
 
-    monkeypatch.setitem(sys.modules, "leukoscope.pipeline.segment", types.SimpleNamespace(run_segment=run_segment))
-    stage.run_features(_config(run), run, samples)
-    stage.run_features(_config(run), run, samples)
-    assert calls == [N_CELLS]  # the second run finds segmentation.csv
-    assert _csv(run).exists()
+    fake = dataclasses.replace(graph.STAGES["segmentation"], run=fake_segment)
+    monkeypatch.setitem(graph.STAGES, "segmentation", fake)
+    run_stages("features", _config(run), run, samples)
+    run_stages("features", _config(run), run, samples)
+    # the second run finds segmentation.csv; the first handed the handcrafted per-cell work to the segmentation
+    assert calls == [(N_CELLS, ["MeasureCell"])]
 
 
 def test_backbones_hand_over_to_the_embeddings_stage(tmp_path, monkeypatch):
     run, samples = _segmented_run(tmp_path)
     calls = []
-    monkeypatch.setitem(sys.modules, "leukoscope.pipeline.embeddings", types.SimpleNamespace(
-        run_embeddings=lambda config, given_run, given: calls.append(config.features.backbones)))
-    stage.run_features(_config(run, **{"features.families": "none", "features.backbones": "vgg16"}), run, samples)
+    fake = dataclasses.replace(graph.STAGES["embeddings"], check=None,
+                               run=lambda config, given_run, given, consumers: calls.append(config.features.backbones))
+    monkeypatch.setitem(graph.STAGES, "embeddings", fake)
+    run_stages("features", _config(run, **{"features.families": "none", "features.backbones": "vgg16"}), run, samples)
     assert [tuple(b.value for b in c) for c in calls] == [("vgg16",)]
     assert not _csv(run).exists()
 
@@ -206,14 +212,14 @@ def test_backbones_hand_over_to_the_embeddings_stage(tmp_path, monkeypatch):
 def test_out_of_range_options_fail_before_any_work(tmp_path):
     run, samples = _segmented_run(tmp_path)
     with pytest.raises(ValueError, match="features.haralick_levels"):
-        stage.run_features(_config(run, **{"features.haralick_levels": 300}), run, samples)
+        run_stages("features", _config(run, **{"features.haralick_levels": 300}), run, samples)
     assert not os.path.exists(run.path / "features" / "cache")
 
 
 def test_read_label_mask_names_the_file_and_the_fix(tmp_path):
     write_png(np.full((4, 5, 3), 1, np.uint8), tmp_path / "rgb.png")
     (tmp_path / "junk.png").write_bytes(b"not a png")
-    with pytest.raises(stage.MaskReadError, match="mask 'rgb.png' must be one 8-bit channel"):
-        stage.read_label_mask(tmp_path / "rgb.png", image_shape=(4, 5), image_name="cell.bmp")
-    with pytest.raises(stage.MaskReadError, match="mask 'junk.png' cannot be read.*leukoscope segment"):
-        stage.read_label_mask(tmp_path / "junk.png", image_shape=(4, 5), image_name="cell.bmp")
+    with pytest.raises(MaskReadError, match="mask 'rgb.png' must be one 8-bit channel"):
+        read_label_mask(tmp_path / "rgb.png", image_shape=(4, 5), image_name="cell.bmp")
+    with pytest.raises(MaskReadError, match="mask 'junk.png' cannot be read.*leukoscope segment"):
+        read_label_mask(tmp_path / "junk.png", image_shape=(4, 5), image_name="cell.bmp")

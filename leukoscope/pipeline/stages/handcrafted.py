@@ -1,7 +1,6 @@
-"""The ``features`` stage: handcrafted features of every segmented cell, then CNN embeddings.
+"""The ``handcrafted`` stage: handcrafted features of every segmented cell.
 
-Reads each image and its label mask ``RUN/segmentation/masks/<sample_id>.png`` (running the
-segmentation stage first when ``RUN/segmentation/segmentation.csv`` is missing), computes the
+Reads each image and its label mask ``RUN/segmentation/masks/<sample_id>.png``, computes the
 configured families (:mod:`leukoscope.features.registry`) in parallel with bounded memory,
 and writes::
 
@@ -9,11 +8,14 @@ and writes::
     RUN/features/columns.csv       name, family, region, description, unit
     RUN/features/cache/handcrafted-<settings>/<key>.npz   one entry per finished sample
 
-The cache key of a sample is the SHA-256 of its image's and its mask's SHA-256, and the
-cache folder is named by the feature settings, so a run killed half way recomputes only the
-samples without an entry, a rerun with nothing changed computes nothing, and the final CSV is
-the same whatever the interruption, job count or backend. Floats are written in their
-shortest exact form, so the CSV reads back bit for bit, as float columns.
+When the segmentation runs in the same command, its workers measure each cell while it is in
+memory (:class:`MeasureCell`, fused by :mod:`leukoscope.pipeline.graph`) and this stage only
+reads their cache entries back. The cache key of a sample is the SHA-256 of its image's and its
+mask's SHA-256 (:func:`~leukoscope.pipeline.layout.cache_key`), and the cache folder is named by
+the feature settings, so a run killed half way recomputes only the samples without an entry, a
+rerun with nothing changed computes nothing, and the final CSV is the same whatever the
+interruption, job count, backend or fusion. Floats are written in their shortest exact form, so
+the CSV reads back bit for bit, as float columns.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 import pandas as pd
 
@@ -39,25 +40,26 @@ from leukoscope.features.registry import (
     feature_names,
     resolve_families,
 )
-from leukoscope.features.regions import NUCLEUS
 from leukoscope.pipeline.atomic import atomic_path, remove_leftovers, write_csv
 from leukoscope.pipeline.cache import ResultCache
 from leukoscope.pipeline.config import Config
-from leukoscope.pipeline.imageio import ImageReadError, read_image
+from leukoscope.pipeline.imageio import ImageReadError, MaskReadError, read_image, read_label_mask
+from leukoscope.pipeline.layout import (
+    META_COLUMNS,
+    QC_COLUMN,
+    RunLayout,
+    Stage,
+    cache_key,
+    missing_mask_reason,
+    sha256_file,
+)
 from leukoscope.pipeline.parallel import parallel_map
-from leukoscope.pipeline.rundir import RunDir, sha256_file
+from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.stage import StageSpec
 
 log = logging.getLogger(__name__)
 
-STAGE = "features"
-SEGMENTATION_STAGE = "segmentation"
-META_COLUMNS = ["sample_id", "subject", "label", "split"]
-QC_COLUMN = "qc_flag"
 CHUNK_ROWS = 256
-
-
-class MaskReadError(ValueError):
-    """A segmentation mask cannot be used with its image; the message says why."""
 
 
 class _Task(NamedTuple):
@@ -73,60 +75,22 @@ class _Outcome(NamedTuple):
     error: str
 
 
-def read_label_mask(path: str | Path, *, image_shape: tuple[int, int], image_name: str) -> np.ndarray:
-    """Read a label mask PNG written by the segmentation stage and check it against its image.
-
-    Parameters
-    ----------
-    path : str or Path
-        One-channel uint8 PNG: 0 background, 1 cytoplasm, 2 nucleus.
-    image_shape : (int, int)
-        Height and width of the image the mask belongs to.
-    image_name : str
-        File name of that image, for the error message.
-
-    Returns
-    -------
-    labels : (H, W) uint8 ndarray
-
-    Raises
-    ------
-    MaskReadError
-        The file is missing or unreadable, not one 8-bit channel, of another size than its
-        image, or holds values other than 0, 1 and 2.
-    """
-    path = Path(path)
-    labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if labels is None:
-        raise MaskReadError(f"mask '{path.name}' cannot be read as an image; rerun 'leukoscope segment'")
-    if labels.ndim != 2 or labels.dtype != np.uint8:
-        raise MaskReadError(f"mask '{path.name}' must be one 8-bit channel of labels 0/1/2, "
-                            f"got shape {labels.shape} {labels.dtype}; rerun 'leukoscope segment'")
-    if labels.shape != tuple(image_shape):
-        raise MaskReadError(f"mask '{path.name}' is {labels.shape[0]}x{labels.shape[1]} but its image "
-                            f"'{image_name}' is {image_shape[0]}x{image_shape[1]}")
-    if labels.max(initial=0) > NUCLEUS:
-        bad = sorted(int(v) for v in np.unique(labels[labels > NUCLEUS]))[:5]
-        raise MaskReadError(f"mask '{path.name}' holds label values {bad}; expected 0 (background), "
-                            "1 (cytoplasm) and 2 (nucleus)")
-    return labels
+def _measure(image: np.ndarray, labels: np.ndarray, *, families: tuple[Family, ...], names: list[str],
+             distance: int, levels: int) -> _Outcome:
+    result = compute_features(image, labels, families=families, haralick_distance=distance, haralick_levels=levels)
+    values = np.array([result.values[name] for name in names], dtype=np.float64)
+    return _Outcome(values, result.qc_flag, "")
 
 
-def measure_sample(task: _Task, *, families: tuple[Family, ...], distance: int, levels: int) -> _Outcome:
+def measure_sample(task: _Task, *, families: tuple[Family, ...], names: list[str], distance: int,
+                   levels: int) -> _Outcome:
     """Features of one sample (runs in a worker); unusable files give an error, not an exception."""
     try:
         image = read_image(task.path)
         labels = read_label_mask(task.mask_path, image_shape=image.shape[:2], image_name=Path(task.path).name)
     except (ImageReadError, MaskReadError) as exc:
         return _Outcome(None, "", str(exc))
-    result = compute_features(image, labels, families=families,
-                              haralick_distance=distance, haralick_levels=levels)
-    values = np.array([result.values[name] for name in feature_names(families)], dtype=np.float64)
-    return _Outcome(values, result.qc_flag, "")
-
-
-def _cache_key(image_sha: str, mask_path: Path) -> str:
-    return hashlib.sha256(f"{image_sha}:{sha256_file(mask_path)}".encode()).hexdigest()
+    return _measure(image, labels, families=families, names=names, distance=distance, levels=levels)
 
 
 def _cached(cache: ResultCache, key: str, n_values: int) -> tuple[np.ndarray, str] | None:
@@ -156,19 +120,17 @@ def _plan(samples: pd.DataFrame, run: RunDir, cache: ResultCache) -> tuple[list[
     reason is in rejected.csv already); one it rejected for another reason (e.g. an unusable
     expert mask) but segmented still gets its features.
     """
-    masks = run.path / SEGMENTATION_STAGE / "masks"
     rejected = run.read_rejected()
-    failed_segmentation = set(rejected.loc[rejected["stage"] == SEGMENTATION_STAGE, "path"])
+    failed_segmentation = set(rejected.loc[rejected["stage"] == Stage.SEGMENTATION.value, "path"])
     plan, rejects = [], []
     for sample in samples.itertuples(index=False):
-        mask_path = masks / f"{sample.sample_id}.png"
+        mask_path = run.mask_path(sample.sample_id)
         if not mask_path.exists():
             if sample.path in failed_segmentation:
                 continue  # already in rejected.csv with the segmentation's reason
-            rejects.append({"path": sample.path, "reason": f"no segmentation mask '{mask_path.name}' in "
-                            f"{masks}; rerun 'leukoscope segment'"})
+            rejects.append({"path": sample.path, "reason": missing_mask_reason(mask_path)})
             continue
-        key = _cache_key(sample.sha256 or sha256_file(sample.path), mask_path)
+        key = cache_key(sample.sha256 or sha256_file(sample.path), mask_path)
         task = _Task(sample.sample_id, sample.path, str(mask_path), key)
         plan.append(_Planned(tuple(getattr(sample, c) for c in META_COLUMNS), task, key in cache))
     return plan, rejects
@@ -214,7 +176,40 @@ def _write_rows(rows: Iterator[_Row], names: list[str], target: Path) -> dict[st
     return counts
 
 
-def run_handcrafted(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
+def _cache(config: Config, layout: RunLayout) -> ResultCache:
+    """The handcrafted cache of ``config``'s feature settings."""
+    settings = config.features
+    families = resolve_families(settings.families)
+    return ResultCache(layout.cache_root(Stage.HANDCRAFTED), "handcrafted", {
+        "families": [f.value for f in families],
+        "haralick_distance": settings.haralick_distance,
+        "haralick_levels": settings.haralick_levels,
+        "columns": hashlib.sha256(",".join(feature_names(families)).encode()).hexdigest()[:16],
+        "leukoscope": __version__,
+    })
+
+
+class MeasureCell:
+    """The handcrafted stage's per-cell work, done in a segmentation worker (a
+    :class:`~leukoscope.pipeline.stage.CellConsumer`): measure the cell and cache its row."""
+
+    def __init__(self, config: Config, layout: RunLayout) -> None:
+        settings = config.features
+        self.families = resolve_families(settings.families)
+        self.names = feature_names(self.families)
+        self.distance, self.levels = settings.haralick_distance, settings.haralick_levels
+        self.cache = _cache(config, layout)
+
+    def __call__(self, image: np.ndarray, labels: np.ndarray, image_sha256: str, mask_sha256: str) -> None:
+        key = cache_key(image_sha256, mask_sha256=mask_sha256)
+        if key in self.cache:
+            return
+        outcome = _measure(image, labels, families=self.families, names=self.names, distance=self.distance,
+                           levels=self.levels)
+        self.cache.save(key, {"values": outcome.values, "qc_flag": np.array(outcome.qc_flag)})
+
+
+def run_handcrafted(config: Config, run: RunDir, samples: pd.DataFrame, consumers: tuple = ()) -> None:
     """Compute the handcrafted families of every segmented sample and write the CSVs.
 
     Rows stream from the workers (or the cache) into ``handcrafted.csv`` in sample order,
@@ -222,59 +217,37 @@ def run_handcrafted(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
     """
     settings = config.features
     families = resolve_families(settings.families)
-    check_options(haralick_distance=settings.haralick_distance, haralick_levels=settings.haralick_levels)
     names = feature_names(families)
-    out = run.stage_dir(STAGE)
-    cache = ResultCache(out / "cache", "handcrafted", {
-        "families": [f.value for f in families],
-        "haralick_distance": settings.haralick_distance,
-        "haralick_levels": settings.haralick_levels,
-        "columns": hashlib.sha256(",".join(names).encode()).hexdigest()[:16],
-        "leukoscope": __version__,
-    })
-    run.clear_rejected(STAGE)
+    out = run.stage_dir(Stage.HANDCRAFTED)
+    remove_leftovers(out)  # of a run killed half way: its caches are whole
+    cache = _cache(config, run)
+    run.clear_rejected(Stage.HANDCRAFTED.value)
     plan, rejects = _plan(samples, run, cache)
-    worker = functools.partial(measure_sample, families=families, distance=settings.haralick_distance,
-                               levels=settings.haralick_levels)
+    worker = functools.partial(measure_sample, families=families, names=names,
+                               distance=settings.haralick_distance, levels=settings.haralick_levels)
     pending = [item.task for item in plan if not item.cached]
     outcomes = iter(parallel_map(worker, pending, jobs=config.run.jobs, backend=config.run.backend,
                                  scheduler=config.run.scheduler, desc="handcrafted features",
                                  quiet=config.run.quiet))
-    counts = _write_rows(_rows(plan, outcomes, worker, cache, len(names), rejects), names, out / "handcrafted.csv")
-    write_csv(data_dictionary(families), out / "columns.csv")
+    counts = _write_rows(_rows(plan, outcomes, worker, cache, len(names), rejects), names, run.handcrafted_table)
+    write_csv(data_dictionary(families), run.columns_table)
     if rejects:
-        run.reject(rejects, stage=STAGE)
+        run.reject(rejects, stage=Stage.HANDCRAFTED.value)
         log.warning("%d samples rejected by the features stage; see %s", len(rejects), run.rejected_path)
     run.update_info(features={"handcrafted": {
         **cache.settings, **counts, "from_cache": counts["samples"] - counts["computed"], "rejected": len(rejects),
     }})
     log.info("handcrafted features: %d samples x %d columns (%d from the cache) in %s",
-             counts["samples"], len(names), counts["samples"] - counts["computed"], out / "handcrafted.csv")
+             counts["samples"], len(names), counts["samples"] - counts["computed"], run.handcrafted_table)
 
 
-def run_features(config: Config, run: RunDir, samples: pd.DataFrame) -> None:
-    """The ``features`` stage (see the module docstring).
-
-    Parameters
-    ----------
-    config : Config
-        ``features`` (families, Haralick options, backbones) and ``run`` (jobs, backend,
-        scheduler, quiet) are read.
-    run : RunDir
-        The run directory; everything is written inside it.
-    samples : pandas.DataFrame
-        The samples table (``sample_id, path, label, subject, split, sha256``).
-    """
-    remove_leftovers(run.stage_dir(STAGE))  # of a run killed half way: its caches are whole
-    if not (run.path / SEGMENTATION_STAGE / "segmentation.csv").exists():
-        from leukoscope.pipeline.segment import run_segment
-
-        run_segment(config, run, samples)
-    if not config.features.families and not config.features.backbones:
-        log.warning("features: no families and no backbones are configured; nothing to compute")
-    if config.features.families:
-        run_handcrafted(config, run, samples)
-    if config.features.backbones:
-        from leukoscope.pipeline.embeddings import run_embeddings
-
-        run_embeddings(config, run, samples)
+STAGE = StageSpec(
+    name=Stage.HANDCRAFTED,
+    run=run_handcrafted,
+    needs=lambda config: (Stage.SEGMENTATION,),
+    active=lambda config: bool(config.features.families),
+    done=lambda config, layout: layout.handcrafted_table.exists(),
+    check=lambda config, samples: check_options(haralick_distance=config.features.haralick_distance,
+                                                haralick_levels=config.features.haralick_levels),
+    consumer=MeasureCell,
+)

@@ -1,0 +1,166 @@
+"""The run directory's layout: every path, shared column list, stage name and cache key.
+
+Nothing else in leukoscope builds a path inside a run directory by hand; stages ask a
+:class:`RunLayout` (a :class:`~leukoscope.pipeline.rundir.RunDir` is one)::
+
+    RUN_DIR/
+        run.json          resolved config, package versions, start/end time, status, weights used
+        manifest.csv      sample_id, path, label, subject, split, sha256
+        rejected.csv      path, stage, reason
+        segmentation/     masks/<id>.png, overlays/<id>.png, montage.png, segmentation.csv,
+                          summary.csv, cache/segment-<settings>/<image sha256>.npz
+        features/         handcrafted.csv, columns.csv, cnn_<backbone>.csv,
+                          cache/{handcrafted,cnn_<backbone>[_mirror]}-<settings>/<key>.npz
+        heads/            <backbone>/model.keras, head.json, history.csv, learning_curve.png;
+                          predictions.csv
+        compare/          results.csv, predictions.csv, feature_sets.csv, report.md, report.html, *.png
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import Enum
+from pathlib import Path
+
+from leukoscope.classifiers.featuresets import cnn_name, head_name
+
+
+class Stage(str, Enum):
+    """The stages: nodes of the stage graph, and the name they carry in ``rejected.csv``
+    (``load`` is the dataset scan before any stage)."""
+
+    LOAD = "load"
+    SEGMENTATION = "segmentation"
+    HANDCRAFTED = "handcrafted"
+    EMBEDDINGS = "embeddings"
+    HEADS = "heads"
+    COMPARE = "compare"
+
+
+MANIFEST_COLUMNS = ["sample_id", "path", "label", "subject", "split", "sha256"]
+REJECTED_COLUMNS = ["path", "stage", "reason"]
+#: the sample columns every per-sample table starts with
+META_COLUMNS = ["sample_id", "subject", "label", "split"]
+QC_COLUMN = "qc_flag"
+WEIGHTS_COLUMN = "weights"
+#: out-of-fold predictions, written by the heads and compare stages
+PREDICTION_COLUMNS = ["sample_id", "subject", "protocol", "fold", "model", "feature_set", "y_true", "y_score", "y_pred"]
+
+#: folder of each stage's outputs (the embeddings are features too)
+_FOLDERS = {
+    Stage.SEGMENTATION: "segmentation", Stage.HANDCRAFTED: "features", Stage.EMBEDDINGS: "features",
+    Stage.HEADS: "heads", Stage.COMPARE: "compare",
+}
+
+
+def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(image_sha256: str, mask_path: str | Path | None = None, *, mask_sha256: str = "") -> str:
+    """The cache key of a sample: its image's SHA-256, combined with its mask's when one is used
+    (read from ``mask_path``, or given as ``mask_sha256`` when the mask was just written)."""
+    if mask_path is None and not mask_sha256:
+        return image_sha256
+    mask_sha256 = mask_sha256 or sha256_file(mask_path)
+    return hashlib.sha256(f"{image_sha256}:{mask_sha256}".encode()).hexdigest()
+
+
+def missing_mask_reason(mask_path: Path) -> str:
+    """The ``rejected.csv`` reason of a sample whose segmentation mask is absent."""
+    return f"no segmentation mask '{mask_path.name}' in {mask_path.parent}; rerun 'leukoscope segment'"
+
+
+class RunLayout:
+    """Where everything of one run lives; creates nothing but the folders it is asked for.
+
+    Parameters
+    ----------
+    path : str or Path
+        The run directory.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    # -- top level ----------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.csv"
+
+    @property
+    def rejected_path(self) -> Path:
+        return self.path / "rejected.csv"
+
+    @property
+    def info_path(self) -> Path:
+        return self.path / "run.json"
+
+    def folder(self, stage: Stage) -> Path:
+        """The folder of a stage's outputs (not created)."""
+        return self.path / _FOLDERS[Stage(stage)]
+
+    def stage_dir(self, stage: Stage) -> Path:
+        """The folder of a stage's outputs, created when missing."""
+        folder = self.folder(stage)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def cache_root(self, stage: Stage) -> Path:
+        """Parent folder of a stage's result caches."""
+        return self.folder(stage) / "cache"
+
+    # -- segmentation -------------------------------------------------------------------
+    def mask_path(self, sample_id: str) -> Path:
+        """The label mask PNG of a sample (0 background, 1 cytoplasm, 2 nucleus)."""
+        return self.folder(Stage.SEGMENTATION) / "masks" / f"{sample_id}.png"
+
+    def overlay_path(self, sample_id: str) -> Path:
+        return self.folder(Stage.SEGMENTATION) / "overlays" / f"{sample_id}.png"
+
+    @property
+    def segmentation_table(self) -> Path:
+        return self.folder(Stage.SEGMENTATION) / "segmentation.csv"
+
+    @property
+    def segmentation_summary(self) -> Path:
+        return self.folder(Stage.SEGMENTATION) / "summary.csv"
+
+    @property
+    def montage_path(self) -> Path:
+        return self.folder(Stage.SEGMENTATION) / "montage.png"
+
+    # -- features -----------------------------------------------------------------------
+    @property
+    def handcrafted_table(self) -> Path:
+        return self.folder(Stage.HANDCRAFTED) / "handcrafted.csv"
+
+    @property
+    def columns_table(self) -> Path:
+        return self.folder(Stage.HANDCRAFTED) / "columns.csv"
+
+    def embeddings_table(self, backbone: str) -> Path:
+        return self.folder(Stage.EMBEDDINGS) / f"{cnn_name(backbone)}.csv"
+
+    # -- heads --------------------------------------------------------------------------
+    def head_dir(self, backbone: str) -> Path:
+        return self.folder(Stage.HEADS) / backbone
+
+    @property
+    def head_predictions(self) -> Path:
+        return self.folder(Stage.HEADS) / "predictions.csv"
+
+    # -- compare ------------------------------------------------------------------------
+    def compare_file(self, name: str) -> Path:
+        return self.folder(Stage.COMPARE) / name
+
+
+__all__ = [
+    "META_COLUMNS", "MANIFEST_COLUMNS", "PREDICTION_COLUMNS", "QC_COLUMN", "REJECTED_COLUMNS", "WEIGHTS_COLUMN",
+    "RunLayout", "Stage", "cache_key", "cnn_name", "head_name", "missing_mask_reason", "sha256_file",
+]
