@@ -1,26 +1,30 @@
-"""White-cell detection in whole smear fields: BCCD scores and CPU time per field.
+"""White-cell detection in whole smear fields: BCCD scores, ALL-IDB2 check, CPU time per field.
 
 Runs :func:`leukoscope.segmentation.fields.detect_white_cells` with its default settings
-(or those changed with ``--set``) on the 292 BCCD fields (640x480, Pascal-VOC boxes read by
-:func:`leukoscope.pipeline.fields_sources.load_voc`) and prints, against the white-cell boxes:
+(or those changed with ``--set``) and prints:
 
-- recall, precision and F1 at IoU >= 0.5 and at IoU >= 0.3 (one-to-one optimal matching,
-  :mod:`leukoscope.segmentation.detection_metrics`), and the fields with a miss or a false
-  positive (``--overlays DIR`` writes those fields as PNG with the boxes and outlines drawn);
-- the CPU time of one detection on a 640x480 field, and on 2592x1944 fields (ALL-IDB1's size)
-  built two ways: 4x4 BCCD fields tiled (2560x1920, reflected at the border to 2592x1944: the
-  cells keep their size and a field holds about 16 white cells, like ALL-IDB1's crowded
-  fields), and one BCCD field upscaled 4.05 times (``red_cell_diameter`` scaled with it: the
-  same cells at four times the magnification). Each is given as a rate and as a ratio to the
-  bare decoding of a JPEG of the same size (``read_image``), which is steadier than the rate
-  on a shared machine. CPU time (``time.process_time``, one process) does not count time
-  spent waiting for a core.
+1. BCCD (292 fields of 640x480, Pascal-VOC boxes read by
+   :func:`leukoscope.pipeline.fields_sources.load_voc`): recall, precision and F1 of the
+   white cells at IoU >= 0.5 and at IoU >= 0.3 (one-to-one optimal matching,
+   :mod:`leukoscope.segmentation.detection_metrics`), and the fields with a miss or a false
+   positive (``--overlays DIR`` writes those fields as PNG with the boxes and outlines drawn);
+2. ALL-IDB2 (260 single-cell crops of 257x257 cut from ALL-IDB1 fields, so at ALL-IDB1's
+   resolution, with expert masks), for each ``--allidb2-diameters`` value of
+   ``red_cell_diameter``: in how many crops a detected cell holds the crop's centre, and the
+   mean Dice of that cell's mask with the expert's whole-cell mask;
+3. the CPU time of one detection on a 640x480 BCCD field, and on 2592x1944 fields (ALL-IDB1's
+   size) made of BCCD fields tiled and reflected at the border: 4x4 fields as they are
+   (``red_cell_diameter`` 100), and 7x7 fields scaled by 0.6 (``red_cell_diameter`` 60, the
+   cell size of ALL-IDB1 found in 2). Each is given as a rate and as a ratio to the bare
+   decoding of a JPEG of the same size (``read_image``), which is steadier than the rate on
+   a shared machine. CPU time (``time.process_time``, all threads of this one process) does
+   not count time spent waiting for a core.
 
 Usage::
 
     .venv/bin/python bench/fields.py [--data ../shared/data] [--set cytoplasm_level=0.2] [--overlays DIR]
 
-Takes about a minute on one core.
+Takes about a minute of CPU.
 """
 
 from __future__ import annotations
@@ -36,9 +40,11 @@ import cv2
 import numpy as np
 
 from leukoscope.pipeline.fields_sources import load_voc
+from leukoscope.pipeline.groundtruth import match_masks, read_expert_mask
 from leukoscope.pipeline.imageio import read_image
 from leukoscope.segmentation.detection_metrics import DetectionCounts, detection_counts
 from leukoscope.segmentation.fields import detect_white_cells
+from leukoscope.segmentation.metrics import dice
 from leukoscope.segmentation.overlay import draw_field_overlay
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +52,8 @@ IOUS = (0.5, 0.3)
 LARGE = (2592, 1944)  # ALL-IDB1's field, width x height
 DEFAULT_DIAMETER = 100.0  # detect_white_cells' default red_cell_diameter
 REPEATS = 5  # 2592x1944 fields timed per construction
+#: 2592x1944 fields: (name, BCCD fields per side, their scale, red_cell_diameter)
+LARGE_FIELDS = (("4x4 BCCD fields", 4, 1.0, DEFAULT_DIAMETER), ("7x7 BCCD fields scaled 0.6", 7, 0.6, 60.0))
 
 
 def parse_settings(pairs: list[str]) -> dict[str, float]:
@@ -68,75 +76,111 @@ def cpu_per_call(function, arguments: list) -> float:
     return (time.process_time() - start) / len(arguments)
 
 
-def tiled_field(images: list[np.ndarray]) -> np.ndarray:
-    """16 fields of 640x480 as a 4x4 mosaic, reflected at the border to 2592x1944."""
-    rows = [np.hstack(images[row * 4 : row * 4 + 4]) for row in range(4)]
-    mosaic = np.vstack(rows)
+def tiled_field(images: list[np.ndarray], side: int, scale: float) -> np.ndarray:
+    """``side`` x ``side`` fields scaled by ``scale``, as a mosaic cut or reflected to 2592x1944."""
+    if scale != 1.0:
+        images = [cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for image in images]
+    mosaic = np.vstack([np.hstack(images[row * side : row * side + side]) for row in range(side)])[: LARGE[1], : LARGE[0]]
     bottom, right = LARGE[1] - mosaic.shape[0], LARGE[0] - mosaic.shape[1]
     return cv2.copyMakeBorder(mosaic, 0, bottom, 0, right, cv2.BORDER_REFLECT_101)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = os.environ.get("LEUKOSCOPE_SHARED_DATA", str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--data", type=Path, default=Path(default), help="shared data folder (holding bccd/)")
-    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
-                        help="a detect_white_cells setting other than its default (repeatable)")
-    parser.add_argument("--overlays", type=Path, help="write the fields with a miss or a false positive here as PNG")
-    args = parser.parse_args()
-    settings = parse_settings(args.settings)
-    bccd = args.data / "bccd"
-    if not (bccd / "Annotations").is_dir():
-        sys.exit(f"no BCCD at {bccd}; pass --data with the shared data folder")
+def score_bccd(bccd: Path, settings: dict[str, float], overlays: Path | None) -> tuple[list[np.ndarray], list[str], float]:
+    """Print BCCD's scores; return its fields, their paths and the CPU seconds per detection."""
     source = load_voc(bccd)
-    truth = {field_id: group[["x0", "y0", "x1", "y1"]].to_numpy() for field_id, group in source.annotations.groupby("field_id")}
-    images = [read_image(path) for path in source.fields["path"]]
-
-    counts = {iou: DetectionCounts(0, 0, 0) for iou in IOUS}
-    errors = []
+    truth = {key: group[["x0", "y0", "x1", "y1"]].to_numpy() for key, group in source.annotations.groupby("field_id")}
+    paths = list(source.fields["path"])
+    images = [read_image(path) for path in paths]
     start = time.process_time()
     found = [detect_white_cells(image, **settings) for image in images]
-    small_cpu = (time.process_time() - start) / len(images)
+    cpu = (time.process_time() - start) / len(images)
+    counts = {iou: DetectionCounts(0, 0, 0) for iou in IOUS}
+    errors = []
     for field_id, image, detections in zip(source.fields["field_id"], images, found):
         boxes = np.array([d.box for d in detections]).reshape(-1, 4)
         annotated = truth.get(field_id, np.zeros((0, 4)))
         field_counts = {iou: detection_counts(boxes, annotated, min_iou=iou) for iou in IOUS}
         counts = {iou: counts[iou] + field_counts[iou] for iou in IOUS}
-        main_counts = field_counts[IOUS[0]]
-        if main_counts.matched < max(main_counts.detected, main_counts.truth):
-            errors.append(f"{field_id} (missed {main_counts.truth - main_counts.matched}, "
-                          f"false {main_counts.detected - main_counts.matched})")
-            if args.overlays:
-                args.overlays.mkdir(parents=True, exist_ok=True)
-                picture = draw_field_overlay(image, detections, truth=[tuple(b) for b in annotated])
-                cv2.imwrite(str(args.overlays / f"{field_id}.png"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
-
-    small_decode = cpu_per_call(read_image, list(source.fields["path"]))
-    tiles = [tiled_field(images[k * 16 : k * 16 + 16]) for k in range(REPEATS)]
-    factor = LARGE[0] / images[0].shape[1]
-    upscaled = [cv2.resize(images[k], LARGE, interpolation=cv2.INTER_CUBIC) for k in range(REPEATS)]
-    with tempfile.TemporaryDirectory(prefix="leukoscope-bench-") as tmp:
-        large_path = str(Path(tmp) / "field.jpg")
-        cv2.imwrite(large_path, cv2.cvtColor(tiles[0], cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-        large_decode = cpu_per_call(read_image, [large_path] * REPEATS)
-    tiled_cpu = cpu_per_call(lambda image: detect_white_cells(image, **settings), tiles)
-    diameter = settings.get("red_cell_diameter", DEFAULT_DIAMETER) * factor
-    upscaled_cpu = cpu_per_call(lambda image: detect_white_cells(image, **{**settings, "red_cell_diameter": diameter}), upscaled)
-    cells = sum(len(detect_white_cells(image, **settings)) for image in tiles) / REPEATS
-
+        main = field_counts[IOUS[0]]
+        if main.matched < max(main.detected, main.truth):
+            errors.append(f"{field_id} (missed {main.truth - main.matched}, false {main.detected - main.matched})")
+            if overlays:
+                overlays.mkdir(parents=True, exist_ok=True)
+                picture = draw_field_overlay(image, detections, truth=[tuple(box) for box in annotated])
+                cv2.imwrite(str(overlays / f"{field_id}.png"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
     print(f"BCCD: {len(images)} fields of {images[0].shape[1]}x{images[0].shape[0]}, "
           f"{counts[IOUS[0]].truth} annotated white cells; settings: {settings or 'defaults'}")
     for iou in IOUS:
         c = counts[iou]
-        print(f"IoU >= {iou}: recall {c.recall:.3f} ({c.matched}/{c.truth}), "
+        print(f"  IoU >= {iou}: recall {c.recall:.3f} ({c.matched}/{c.truth}), "
               f"precision {c.precision:.3f} ({c.matched}/{c.detected}), F1 {c.f1:.3f}")
-    print(f"fields with a miss or a false positive at IoU >= {IOUS[0]}: {', '.join(errors) or 'none'}")
+    print(f"  fields with a miss or a false positive at IoU >= {IOUS[0]}: {', '.join(errors) or 'none'}")
+    return images, paths, cpu
+
+
+def check_allidb2(folder: Path, diameters: list[float], settings: dict[str, float]) -> None:
+    """Print, per red-cell diameter, the crops whose centre lies in a detection and its mean Dice."""
+    paths = sorted(str(p) for p in (folder / "img").glob("*.tif"))
+    if not paths:
+        print(f"ALL-IDB2: no crops in {folder / 'img'}; skipped")
+        return
+    pairs = [(read_image(path), read_expert_mask(match.path) > 0) for path, match in zip(paths, match_masks(paths, folder / "masks"))]
+    print(f"ALL-IDB2: {len(pairs)} crops cut from ALL-IDB1 fields, the expert's whole-cell mask as truth")
+    for diameter in diameters:
+        found, scores = 0, []
+        for image, truth in pairs:
+            height, width = truth.shape
+            detections = detect_white_cells(image, **{**settings, "red_cell_diameter": diameter})
+            central = [d for d in detections if d.contains((width - 1) / 2, (height - 1) / 2)]
+            if central:
+                found += 1
+                mask = np.zeros_like(truth)
+                x0, y0, x1, y1 = central[0].box
+                mask[y0:y1, x0:x1] = central[0].mask
+                scores.append(dice(mask, truth))
+        print(f"  red_cell_diameter {diameter:g}: the central cell found in {found}/{len(pairs)} crops, "
+              f"mean whole-cell Dice {np.mean(scores):.3f} over those")
+
+
+def time_fields(images: list[np.ndarray], paths: list[str], small_cpu: float, settings: dict[str, float]) -> None:
+    """Print the CPU time per 640x480 field and per 2592x1944 field, as rates and as decodes."""
+    small_decode = cpu_per_call(read_image, paths)
     print(f"640x480 field: {small_cpu * 1e3:.1f} ms CPU per field = {1 / small_cpu:.0f} fields/s; "
           f"{small_cpu / small_decode:.1f} decodes (read_image: {small_decode * 1e3:.1f} ms CPU)")
-    for name, cpu in ((f"4x4 tiled BCCD fields, {cells:.0f} cells each", tiled_cpu),
-                      (f"one BCCD field upscaled {factor:.2f}x, red_cell_diameter {diameter:.0f}", upscaled_cpu)):
-        print(f"{LARGE[0]}x{LARGE[1]} field ({name}): {cpu * 1e3:.0f} ms CPU per field = {1 / cpu:.1f} fields/s; "
-              f"{cpu / large_decode:.1f} decodes (read_image of a {LARGE[0]}x{LARGE[1]} JPEG: {large_decode * 1e3:.0f} ms CPU)")
+    for name, side, scale, diameter in LARGE_FIELDS:
+        per_field = side * side
+        fields = [tiled_field(images[k * per_field : (k + 1) * per_field], side, scale) for k in range(REPEATS)]
+        options = {**settings, "red_cell_diameter": diameter}
+        with tempfile.TemporaryDirectory(prefix="leukoscope-bench-") as tmp:
+            path = str(Path(tmp) / "field.jpg")
+            cv2.imwrite(path, cv2.cvtColor(fields[0], cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+            decode = cpu_per_call(read_image, [path] * REPEATS)
+        cpu = cpu_per_call(lambda field: detect_white_cells(field, **options), fields)
+        cells = sum(len(detect_white_cells(field, **options)) for field in fields) / REPEATS
+        print(f"{LARGE[0]}x{LARGE[1]} field ({name}, red_cell_diameter {diameter:g}, {cells:.0f} cells found per field): "
+              f"{cpu * 1e3:.0f} ms CPU per field = {1 / cpu:.1f} fields/s; {cpu / decode:.1f} decodes "
+              f"(read_image of that field as JPEG: {decode * 1e3:.0f} ms CPU)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = os.environ.get("LEUKOSCOPE_SHARED_DATA", str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--data", type=Path, default=Path(default), help="shared data folder (holding bccd/, all-idb2/)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                        help="a detect_white_cells setting other than its default (repeatable)")
+    parser.add_argument("--allidb2-diameters", default="60,80,100",
+                        help="red_cell_diameter values tried on ALL-IDB2 (comma-separated; empty to skip)")
+    parser.add_argument("--overlays", type=Path, help="write the BCCD fields with a miss or a false positive here as PNG")
+    args = parser.parse_args()
+    settings = parse_settings(args.settings)
+    bccd = args.data / "bccd"
+    if not (bccd / "Annotations").is_dir():
+        sys.exit(f"no BCCD at {bccd}; pass --data with the shared data folder")
+    images, paths, small_cpu = score_bccd(bccd, settings, args.overlays)
+    diameters = [float(value) for value in args.allidb2_diameters.split(",") if value.strip()]
+    if diameters:
+        check_allidb2(args.data / "all-idb2", diameters, settings)
+    time_fields(images, paths, small_cpu, settings)
 
 
 if __name__ == "__main__":

@@ -48,8 +48,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import pandas as pd
-from skimage.filters import threshold_multiotsu
-from skimage.segmentation import watershed
+from scipy import ndimage
 
 from leukoscope.segmentation.cell import CYTOPLASM, NUCLEUS
 from leukoscope.segmentation.channels import check_rgb, extract_channel
@@ -129,8 +128,14 @@ def _disc(radius: float) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
-def _smoothed(image: np.ndarray, channel: Channel, sigma: float, dtype: type = np.uint8) -> np.ndarray:
-    return cv2.GaussianBlur(extract_channel(image, channel).astype(dtype), (0, 0), sigma)
+def _smoothed(image: np.ndarray, channel: Channel, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(extract_channel(image, channel), (0, 0), sigma)
+
+
+def _median(values: np.ndarray) -> float:
+    """Median of uint8 values from their histogram (the lower middle value of an even count)."""
+    counts = np.cumsum(np.bincount(values.ravel(), minlength=256))
+    return float(np.searchsorted(counts, (int(counts[-1]) + 1) // 2))
 
 
 def nucleus_threshold(stain: np.ndarray, *, min_contrast: float) -> float:
@@ -149,7 +154,9 @@ def nucleus_threshold(stain: np.ndarray, *, min_contrast: float) -> float:
         Nucleus pixels are those above it. A field of fewer than three distinct values gets
         its median plus ``min_contrast``.
     """
-    floor = float(np.median(stain)) + min_contrast
+    from skimage.filters import threshold_multiotsu
+
+    floor = _median(stain) + min_contrast
     try:
         return max(float(threshold_multiotsu(stain, classes=3)[1]), floor)
     except ValueError:  # skimage: fewer distinct values than classes
@@ -170,21 +177,32 @@ def _nucleus_groups(nucleus: np.ndarray, *, gap: float, min_area: float) -> np.n
 
 
 def _cell_regions(cytoplasm: np.ndarray, markers: np.ndarray, *, level: float, reach: float, rim: float) -> np.ndarray:
-    """Watershed of the cytoplasm channel seeded by the nuclei, within the cytoplasm mask."""
+    """Watershed of the cytoplasm channel seeded by the nuclei, within the cytoplasm mask.
+
+    The watershed runs on each connected piece of the mask in its bounding box, so its cost
+    follows the area of the cells rather than that of the field.
+    """
+    from skimage.segmentation import watershed
+
     nuclei = markers > 0
-    background = float(np.median(cytoplasm))
-    threshold = background + level * (float(np.median(cytoplasm[nuclei])) - background)
+    background = _median(cytoplasm)
+    threshold = background + level * (_median(cytoplasm[nuclei]) - background)
     stained = cv2.morphologyEx((cytoplasm > threshold).view(np.uint8), cv2.MORPH_OPEN, _disc(rim))
-    near = cv2.dilate(nuclei.view(np.uint8), _disc(reach))
-    region = (stained > 0) & (near > 0) | nuclei
-    return watershed(-cytoplasm, markers, mask=region)
+    to_nucleus = cv2.distanceTransform((~nuclei).view(np.uint8), cv2.DIST_L2, 5)
+    region = (stained > 0) & (to_nucleus <= reach) | nuclei
+    regions = np.zeros(markers.shape, dtype=np.int32)
+    count, pieces, stats, _ = cv2.connectedComponentsWithStats(region.view(np.uint8), connectivity=8)
+    for piece in range(1, count):
+        left, top, width, height = stats[piece, :4]
+        window = (slice(top, top + height), slice(left, left + width))
+        inside = pieces[window] == piece
+        basins = watershed(-cytoplasm[window].astype(np.float32), np.where(inside, markers[window], 0), mask=inside)
+        regions[window][inside] = basins[inside]
+    return regions
 
 
-def _bounds(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice]:
-    left, top, width, height = cv2.boundingRect(mask.view(np.uint8))
-    rows, cols = mask.shape
-    return (slice(max(0, top - pad), min(rows, top + height + pad)),
-            slice(max(0, left - pad), min(cols, left + width + pad)))
+def _padded(window: tuple[slice, slice], pad: int, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    return tuple(slice(max(0, s.start - pad), min(n, s.stop + pad)) for s, n in zip(window, shape[:2]))
 
 
 def _width(mask: np.ndarray) -> float:
@@ -194,55 +212,64 @@ def _width(mask: np.ndarray) -> float:
 
 
 def _merge_without_neck(regions: np.ndarray) -> np.ndarray:
-    """Merge touching regions whose contact is at least as long as the narrower one is wide."""
-    regions = regions.copy()
-    merged = True
-    while merged:
-        merged = False
-        for label in np.unique(regions):
-            if label == 0:
+    """Merge touching regions whose contact is at least as long as the narrower one is wide.
+
+    Every touching pair is judged on the regions as the watershed left them; regions joined
+    through a chain of such pairs become one (the lowest label).
+    """
+    windows = ndimage.find_objects(regions)
+    widths = [_width(regions[w] == label) if w is not None else 0.0 for label, w in enumerate(windows, start=1)]
+    parent = np.arange(len(windows) + 1)
+    for label, window in enumerate(windows, start=1):
+        if window is None:
+            continue
+        local = regions[_padded(window, 1, regions.shape)]
+        here = local == label
+        ring = (cv2.dilate(here.view(np.uint8), np.ones((3, 3), np.uint8)) > 0) & ~here
+        for other in np.unique(local[ring]):
+            if other <= label:  # the background, or a pair already judged from the other side
                 continue
-            window = _bounds(regions == label, pad=1)
-            here = regions[window] == label
-            ring = cv2.dilate(here.view(np.uint8), np.ones((3, 3), np.uint8)) > 0
-            for other in np.unique(regions[window][ring & ~here]):
-                if other in (0, label):
-                    continue
-                rows, cols = np.nonzero(ring & (regions[window] == other))
-                contact = math.hypot(np.ptp(rows), np.ptp(cols)) + 1.0
-                if contact >= min(_width(here), _width(regions == other)):
-                    regions[regions == other] = label
-                    merged = True
-                    break
-            if merged:
-                break
-    return regions
+            rows, cols = np.nonzero(ring & (local == other))
+            contact = math.hypot(np.ptp(rows), np.ptp(cols)) + 1.0
+            if contact >= min(widths[label - 1], widths[other - 1]):
+                low, high = sorted((_root(parent, label), _root(parent, other)))
+                parent[high] = low
+    roots = np.array([_root(parent, label) for label in range(len(parent))], dtype=np.int32)
+    return roots[regions]
+
+
+def _root(parent: np.ndarray, label: int) -> int:
+    while parent[label] != label:
+        label = parent[label]
+    return int(label)
 
 
 def _full_resolution(
-    image: np.ndarray, region: np.ndarray, scale: tuple[float, float], threshold: float
+    image: np.ndarray, region: np.ndarray, offset: tuple[int, int], scale: tuple[float, float], threshold: float
 ) -> Detection | None:
-    """The region (a work-resolution mask) as a field-resolution detection with its nucleus."""
-    rows, cols = _bounds(region, pad=2)
+    """A cell's work-resolution mask (``region``, its top-left corner at work pixel ``offset``
+    = (row, col)) as a field-resolution detection with its nucleus."""
     height, width = image.shape[:2]
     scale_x, scale_y = scale
-    x0, x1 = max(0, int(cols.start / scale_x)), min(width, int(math.ceil(cols.stop / scale_x)))
-    y0, y1 = max(0, int(rows.start / scale_y)), min(height, int(math.ceil(rows.stop / scale_y)))
+    top, left = offset
+    bottom, right = top + region.shape[0], left + region.shape[1]
+    x0, x1 = max(0, int(left / scale_x)), min(width, int(math.ceil(right / scale_x)))
+    y0, y1 = max(0, int(top / scale_y)), min(height, int(math.ceil(bottom / scale_y)))
     # field pixel centre (x + 0.5) sits at work coordinate (x + 0.5) * scale - 0.5
-    warp = np.array([[scale_x, 0.0, (x0 + 0.5) * scale_x - 0.5 - cols.start],
-                     [0.0, scale_y, (y0 + 0.5) * scale_y - 0.5 - rows.start]])
-    local = region[rows, cols].astype(np.float32)
-    cell = cv2.warpAffine(local, warp, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP) > 0.5
+    warp = np.array([[scale_x, 0.0, (x0 + 0.5) * scale_x - 0.5 - left],
+                     [0.0, scale_y, (y0 + 0.5) * scale_y - 0.5 - top]])
+    cell = cv2.warpAffine(region.astype(np.float32), warp, (x1 - x0, y1 - y0),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT) > 0.5
     cell = fill_holes(cell)
     if not cell.any():
         return None
-    crop = image[y0:y1, x0:x1]
-    stain = cv2.GaussianBlur(extract_channel(crop, Channel.STAIN), (0, 0), FULL_SIGMA)
+    stain = cv2.GaussianBlur(extract_channel(image[y0:y1, x0:x1], Channel.STAIN), (0, 0), FULL_SIGMA)
     min_size = max(1, int(round(1.0 / (scale_x * scale_y))))  # one work pixel
     nucleus = fill_holes(remove_small_objects((stain > threshold) & cell, min_size=min_size)) & cell
-    box_rows, box_cols = _bounds(cell)
-    labels = np.where(nucleus, NUCLEUS, np.where(cell, CYTOPLASM, 0)).astype(np.uint8)[box_rows, box_cols]
-    box = (x0 + box_cols.start, y0 + box_rows.start, x0 + box_cols.stop, y0 + box_rows.stop)
+    box_left, box_top, box_width, box_height = cv2.boundingRect(cell.view(np.uint8))
+    labels = np.where(nucleus, NUCLEUS, np.where(cell, CYTOPLASM, 0)).astype(np.uint8)
+    labels = labels[box_top : box_top + box_height, box_left : box_left + box_width]
+    box = (x0 + box_left, y0 + box_top, x0 + box_left + box_width, y0 + box_top + box_height)
     touches_edge = box[0] == 0 or box[1] == 0 or box[2] == width or box[3] == height
     return Detection(box=box, labels=labels, touches_edge=bool(touches_edge))
 
@@ -315,8 +342,14 @@ def detect_white_cells(
     markers = _nucleus_groups(stain > threshold, gap=lobe_gap * diameter, min_area=min_nucleus_area * disc_area)
     if not markers.any():
         return []
-    cytoplasm = _smoothed(small, Channel.LAB_B, CYTOPLASM_SIGMA * smoothing, np.float32)
+    cytoplasm = _smoothed(small, Channel.LAB_B, CYTOPLASM_SIGMA * smoothing)
     regions = _cell_regions(cytoplasm, markers, level=cytoplasm_level, reach=reach * diameter, rim=RIM_WIDTH * diameter)
     regions = _merge_without_neck(regions)
-    detections = (_full_resolution(image, regions == label, scale, threshold) for label in np.unique(regions) if label)
-    return [detection for detection in detections if detection is not None]
+    detections = []
+    for label, window in enumerate(ndimage.find_objects(regions), start=1):
+        if window is not None:
+            window = _padded(window, 2, regions.shape)
+            offset = (window[0].start, window[1].start)
+            detection = _full_resolution(image, regions[window] == label, offset, scale, threshold)
+            detections += [detection] if detection is not None else []
+    return detections
