@@ -73,13 +73,13 @@ def _field(root: Path, path: Path, label: str = "") -> dict[str, str]:
     return {"field_id": make_sample_id(path.relative_to(root)), "path": os.path.realpath(path), "label": label}
 
 
-def _subfolder(root: Path, name: str) -> Path | None:
-    """``root/name`` or ``root/<one folder>/name``, ignoring case."""
+def _subfolder(root: Path, name: str, layout: str) -> Path:
+    """``root/name`` or ``root/<one folder>/name``, ignoring case; else a DatasetError naming ``layout``."""
     for parent in [root, *sorted(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []:
         for entry in sorted(parent.iterdir()):
             if entry.is_dir() and entry.name.lower() == name.lower():
                 return entry
-    return None
+    raise DatasetError(f"no '{name}' folder in {root}; give the {layout}")
 
 
 # ------------------------------------------------------------------------------ ALL-IDB1
@@ -143,9 +143,7 @@ def load_allidb1(root: str | Path) -> FieldSource:
         There is no ``im/`` folder.
     """
     root = Path(root)
-    images = _subfolder(root, "im")
-    if images is None:
-        raise DatasetError(f"no 'im' folder in {root}; give the ALL-IDB1 folder that holds im/ and xyc/")
+    images = _subfolder(root, "im", "ALL-IDB1 folder that holds im/ and xyc/")
     centroid_folder = images.parent / "xyc"
     centroid_files = {p.stem.lower(): p for p in centroid_folder.glob("*.xyc")} if centroid_folder.is_dir() else {}
     fields, annotations, rejected = [], [], []
@@ -245,9 +243,7 @@ def load_voc(root: str | Path, *, classes: Sequence[str] | None = WHITE_CELL_CLA
         There is no ``Annotations/`` folder.
     """
     root = Path(root)
-    notes = _subfolder(root, "Annotations")
-    if notes is None:
-        raise DatasetError(f"no 'Annotations' folder in {root}; give the Pascal-VOC folder that holds Annotations/ and JPEGImages/")
+    notes = _subfolder(root, "Annotations", "Pascal-VOC folder that holds Annotations/ and JPEGImages/")
     images_folder = notes.parent / "JPEGImages"
     images = {p.name.lower(): p for p in _walk_images(images_folder)} if images_folder.is_dir() else {}
     by_stem = {p.stem.lower(): p for p in images.values()}
