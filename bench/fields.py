@@ -4,10 +4,13 @@ Runs :func:`leukoscope.segmentation.fields.detect_white_cells` with its default 
 (or those changed with ``--set``) and prints:
 
 1. BCCD (292 fields of 640x480, Pascal-VOC boxes read by
-   :func:`leukoscope.pipeline.fields_sources.load_voc`): recall, precision and F1 of the
-   white cells at IoU >= 0.5 and at IoU >= 0.3 (one-to-one optimal matching,
-   :mod:`leukoscope.segmentation.detection_metrics`), and the fields with a miss or a false
-   positive (``--overlays DIR`` writes those fields as PNG with the boxes and outlines drawn);
+   :func:`leukoscope.pipeline.fields_sources.load_voc`): the median side of its red-cell
+   boxes; recall, precision and F1 of the white cells at IoU >= 0.5 and at IoU >= 0.3
+   (one-to-one optimal matching, :mod:`leukoscope.segmentation.detection_metrics`), and the
+   fields with a miss or a false positive (``--overlays DIR`` writes those fields as PNG with
+   the boxes and outlines drawn); then the cells found in the widest strip of each field clear
+   of every annotated white cell (at least 200 pixels wide, full height), with the settings
+   and with ``min_nucleus_contrast`` 0 (the three-class Otsu split alone);
 2. ALL-IDB2 (260 single-cell crops of 257x257 cut from ALL-IDB1 fields, so at ALL-IDB1's
    resolution, with expert masks), for each ``--allidb2-diameters`` value of
    ``red_cell_diameter``: in how many crops a detected cell holds the crop's centre, and the
@@ -23,6 +26,7 @@ Runs :func:`leukoscope.segmentation.fields.detect_white_cells` with its default 
 Usage::
 
     .venv/bin/python bench/fields.py [--data ../shared/data] [--set cytoplasm_level=0.2] [--overlays DIR]
+        [--allidb2-diameters 60,80,100] [--no-timing]
 
 Takes about a minute of CPU.
 """
@@ -108,14 +112,46 @@ def score_bccd(bccd: Path, settings: dict[str, float], overlays: Path | None) ->
                 overlays.mkdir(parents=True, exist_ok=True)
                 picture = draw_field_overlay(image, detections, truth=[tuple(box) for box in annotated])
                 cv2.imwrite(str(overlays / f"{field_id}.png"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+    red = load_voc(bccd, classes=["RBC"]).annotations
+    red_side = np.median(((red["x1"] - red["x0"]) + (red["y1"] - red["y0"])) / 2)
     print(f"BCCD: {len(images)} fields of {images[0].shape[1]}x{images[0].shape[0]}, "
           f"{counts[IOUS[0]].truth} annotated white cells; settings: {settings or 'defaults'}")
+    print(f"  red-cell boxes: {len(red)}, median side {red_side:.0f} pixels")
     for iou in IOUS:
         c = counts[iou]
         print(f"  IoU >= {iou}: recall {c.recall:.3f} ({c.matched}/{c.truth}), "
               f"precision {c.precision:.3f} ({c.matched}/{c.detected}), F1 {c.f1:.3f}")
     print(f"  fields with a miss or a false positive at IoU >= {IOUS[0]}: {', '.join(errors) or 'none'}")
+    ids = list(source.fields["field_id"])
+    check_clear_strips(ids, images, [truth.get(key, np.zeros((0, 4))) for key in ids], settings)
     return images, paths, cpu
+
+
+def clear_strip(image: np.ndarray, boxes: np.ndarray, margin: int = 20) -> np.ndarray | None:
+    """The widest full-height strip at least ``margin`` pixels clear of every box, if 200 or more wide."""
+    busy = np.zeros(image.shape[1] + 1, dtype=bool)
+    busy[-1] = True
+    for x0, _, x1, _ in boxes.astype(int):
+        busy[max(0, x0 - margin) : x1 + margin] = True
+    best, start = (0, 0), None
+    for x, taken in enumerate(busy):
+        if not taken and start is None:
+            start = x
+        elif taken and start is not None:
+            best, start = max(best, (start, x), key=lambda run: run[1] - run[0]), None
+    return np.ascontiguousarray(image[:, best[0] : best[1]]) if best[1] - best[0] >= 200 else None
+
+
+def check_clear_strips(ids: list[str], images: list[np.ndarray], boxes: list[np.ndarray], settings: dict[str, float]) -> None:
+    """Print the cells found in BCCD strips that hold no annotated white cell."""
+    strips = [(key, strip) for key, image, annotated in zip(ids, images, boxes)
+              if (strip := clear_strip(image, annotated)) is not None]
+    for name, options in (("these settings", settings), ("min_nucleus_contrast 0", {**settings, "min_nucleus_contrast": 0.0})):
+        found = [(key, len(detect_white_cells(strip, **options))) for key, strip in strips]
+        fields = [key for key, count in found if count]
+        listed = f" ({', '.join(fields[:4])}{', ...' if len(fields) > 4 else ''})" if fields else ""
+        print(f"  {len(strips)} strips clear of annotated white cells, {name}: "
+              f"{sum(count for _, count in found)} cells found in {len(fields)} strips{listed}")
 
 
 def check_allidb2(folder: Path, diameters: list[float], settings: dict[str, float]) -> None:
@@ -171,6 +207,7 @@ def main() -> None:
     parser.add_argument("--allidb2-diameters", default="60,80,100",
                         help="red_cell_diameter values tried on ALL-IDB2 (comma-separated; empty to skip)")
     parser.add_argument("--overlays", type=Path, help="write the BCCD fields with a miss or a false positive here as PNG")
+    parser.add_argument("--no-timing", action="store_true", help="scores only: skip the CPU times (part 3)")
     args = parser.parse_args()
     settings = parse_settings(args.settings)
     bccd = args.data / "bccd"
@@ -180,7 +217,8 @@ def main() -> None:
     diameters = [float(value) for value in args.allidb2_diameters.split(",") if value.strip()]
     if diameters:
         check_allidb2(args.data / "all-idb2", diameters, settings)
-    time_fields(images, paths, small_cpu, settings)
+    if not args.no_timing:
+        time_fields(images, paths, small_cpu, settings)
 
 
 if __name__ == "__main__":

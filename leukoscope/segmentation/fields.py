@@ -6,8 +6,7 @@ cells in five steps, all sizes in units of the red-cell diameter ``d`` (a parame
 setting serves any camera once ``d`` is given in its pixels):
 
 1. **Work resolution.** The field is scaled (area interpolation) so that ``d`` becomes
-   :data:`WORK_RED_CELL` pixels; a 2592x1944 ALL-IDB1-sized field is searched at about a
-   third of its side.
+   :data:`WORK_RED_CELL` pixels (0.4 of the field's side for ``d`` = 100; never enlarged).
 2. **Nuclei.** The ``stain`` channel (blue minus green, :mod:`~leukoscope.segmentation.channels`),
    Gaussian-smoothed, is split by a three-class Otsu threshold (background and red cells,
    pale stain, nuclei: Liao, Chen and Chung 2001), raised to at least the field's median plus
@@ -16,16 +15,16 @@ setting serves any camera once ``d`` is given in its pixels):
    morphological closing), so that the lobes of a neutrophil count as one nucleus; a group
    with less nucleus than ``min_nucleus_area`` red-cell discs is a platelet, a platelet clump
    or a sliver of a cell cut by the field's edge, and is dropped.
-3. **Cytoplasm.** The ``lab_b`` channel (CIE b* turned so that blue is high, the channel that
-   separates the pale blue-violet cytoplasm from pink red cells and the grey background best on
-   BCCD), smoothed, is thresholded at ``cytoplasm_level`` of the way from the field's median to
+3. **Cytoplasm.** The ``lab_b`` channel (CIE b* turned so that blue is high: the pale
+   blue-violet cytoplasm is bluer than the pink red cells and the grey background), smoothed,
+   is thresholded at ``cytoplasm_level`` of the way from the field's median to
    the median over the nuclei found, opened (to drop the thin bluish rims of red cells) and
    kept within ``reach`` of a nucleus.
 4. **Touching cells.** A marker-controlled watershed (Vincent and Soille 1991) on the
    cytoplasm channel, seeded by the nucleus groups, splits white cells that touch. Two
    touching regions whose common boundary is at least as long as the narrower of them is wide
    (no neck between them) are one cell cut in two, e.g. an eosinophil whose two lobes sit far
-   apart, and are merged.
+   apart, and are merged (each touching pair judged once, chains of such pairs joined).
 5. **Full resolution.** Each cell's outline is carried back to the field's pixels (bilinear
    interpolation of its work-resolution mask), and its nucleus is re-thresholded there with
    the same nucleus threshold.
@@ -63,9 +62,9 @@ FULL_SIGMA = 1.0  # full-resolution pixels: smoothing of the stain channel when 
 DETECTION_COLUMNS = ["x0", "y0", "x1", "y1", "centroid_x", "centroid_y", "area", "nucleus_area", "touches_edge"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Detection:
-    """One white cell found in a field.
+    """One white cell found in a field (compared by identity: it holds an array).
 
     Attributes
     ----------
@@ -295,8 +294,8 @@ def detect_white_cells(
     red_cell_diameter : float
         Typical red-cell diameter in the field's pixels; every size below is a multiple of
         it. The default suits BCCD's 640x480 fields (the median side of its 3,350 red-cell
-        boxes is 103 pixels); measure a few red cells of your own camera's images and pass
-        their mean.
+        boxes is 104 pixels, ``bench/fields.py``); for ALL-IDB1's fields use 60
+        (docs/fields.md); for another camera measure a few red cells and pass their mean.
     min_nucleus_area : float
         Least nucleus area of a white cell, in red-cell discs (pi d^2 / 4). Smaller groups of
         stained pixels are platelets, platelet clumps or slivers of cells at the field's edge.
