@@ -38,6 +38,7 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -191,7 +192,7 @@ def time_fields(images: list[np.ndarray], paths: list[str], small_cpu: float, se
             path = str(Path(tmp) / "field.jpg")
             cv2.imwrite(path, cv2.cvtColor(fields[0], cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
             decode = cpu_per_call(read_image, [path] * REPEATS)
-        cpu = cpu_per_call(lambda field: detect_white_cells(field, **options), fields)
+        cpu = cpu_per_call(partial(detect_white_cells, **options), fields)
         cells = sum(len(detect_white_cells(field, **options)) for field in fields) / REPEATS
         print(f"{LARGE[0]}x{LARGE[1]} field ({name}, red_cell_diameter {diameter:g}, {cells:.0f} cells found per field): "
               f"{cpu * 1e3:.0f} ms CPU per field = {1 / cpu:.1f} fields/s; {cpu / decode:.1f} decodes "
