@@ -38,7 +38,6 @@ import os
 import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 import cv2
@@ -73,11 +72,11 @@ def parse_settings(pairs: list[str]) -> dict[str, float]:
     return settings
 
 
-def cpu_per_call(function, arguments: list) -> float:
-    """Mean CPU seconds of ``function(argument)`` over the arguments."""
+def cpu_per_call(function, arguments: list, **keywords) -> float:
+    """Mean CPU seconds of ``function(argument, **keywords)`` over the arguments."""
     start = time.process_time()
     for argument in arguments:
-        function(argument)
+        function(argument, **keywords)
     return (time.process_time() - start) / len(arguments)
 
 
@@ -85,12 +84,15 @@ def tiled_field(images: list[np.ndarray], side: int, scale: float) -> np.ndarray
     """``side`` x ``side`` fields scaled by ``scale``, as a mosaic cut or reflected to 2592x1944."""
     if scale != 1.0:
         images = [cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for image in images]
-    mosaic = np.vstack([np.hstack(images[row * side : row * side + side]) for row in range(side)])[: LARGE[1], : LARGE[0]]
+    rows = [np.hstack(images[row * side : row * side + side]) for row in range(side)]
+    mosaic = np.vstack(rows)[: LARGE[1], : LARGE[0]]
     bottom, right = LARGE[1] - mosaic.shape[0], LARGE[0] - mosaic.shape[1]
     return cv2.copyMakeBorder(mosaic, 0, bottom, 0, right, cv2.BORDER_REFLECT_101)
 
 
-def score_bccd(bccd: Path, settings: dict[str, float], overlays: Path | None) -> tuple[list[np.ndarray], list[str], float]:
+def score_bccd(
+    bccd: Path, settings: dict[str, float], overlays: Path | None
+) -> tuple[list[np.ndarray], list[str], float]:
     """Print BCCD's scores; return its fields, their paths and the CPU seconds per detection."""
     source = load_voc(bccd)
     truth = {key: group[["x0", "y0", "x1", "y1"]].to_numpy() for key, group in source.annotations.groupby("field_id")}
@@ -143,11 +145,14 @@ def clear_strip(image: np.ndarray, boxes: np.ndarray, margin: int = 20) -> np.nd
     return np.ascontiguousarray(image[:, best[0] : best[1]]) if best[1] - best[0] >= 200 else None
 
 
-def check_clear_strips(ids: list[str], images: list[np.ndarray], boxes: list[np.ndarray], settings: dict[str, float]) -> None:
+def check_clear_strips(
+    ids: list[str], images: list[np.ndarray], boxes: list[np.ndarray], settings: dict[str, float]
+) -> None:
     """Print the cells found in BCCD strips that hold no annotated white cell."""
     strips = [(key, strip) for key, image, annotated in zip(ids, images, boxes)
               if (strip := clear_strip(image, annotated)) is not None]
-    for name, options in (("these settings", settings), ("min_nucleus_contrast 0", {**settings, "min_nucleus_contrast": 0.0})):
+    unfloored = {**settings, "min_nucleus_contrast": 0.0}
+    for name, options in (("these settings", settings), ("min_nucleus_contrast 0", unfloored)):
         found = [(key, len(detect_white_cells(strip, **options))) for key, strip in strips]
         fields = [key for key, count in found if count]
         listed = f" ({', '.join(fields[:4])}{', ...' if len(fields) > 4 else ''})" if fields else ""
@@ -161,7 +166,8 @@ def check_allidb2(folder: Path, diameters: list[float], settings: dict[str, floa
     if not paths:
         print(f"ALL-IDB2: no crops in {folder / 'img'}; skipped")
         return
-    pairs = [(read_image(path), read_expert_mask(match.path) > 0) for path, match in zip(paths, match_masks(paths, folder / "masks"))]
+    matches = match_masks(paths, folder / "masks")
+    pairs = [(read_image(path), read_expert_mask(match.path) > 0) for path, match in zip(paths, matches)]
     print(f"ALL-IDB2: {len(pairs)} crops cut from ALL-IDB1 fields, the expert's whole-cell mask as truth")
     for diameter in diameters:
         found, scores = 0, []
@@ -192,9 +198,10 @@ def time_fields(images: list[np.ndarray], paths: list[str], small_cpu: float, se
             path = str(Path(tmp) / "field.jpg")
             cv2.imwrite(path, cv2.cvtColor(fields[0], cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
             decode = cpu_per_call(read_image, [path] * REPEATS)
-        cpu = cpu_per_call(partial(detect_white_cells, **options), fields)
+        cpu = cpu_per_call(detect_white_cells, fields, **options)
         cells = sum(len(detect_white_cells(field, **options)) for field in fields) / REPEATS
-        print(f"{LARGE[0]}x{LARGE[1]} field ({name}, red_cell_diameter {diameter:g}, {cells:.0f} cells found per field): "
+        print(f"{LARGE[0]}x{LARGE[1]} field ({name}, red_cell_diameter {diameter:g}, "
+              f"{cells:.0f} cells found per field): "
               f"{cpu * 1e3:.0f} ms CPU per field = {1 / cpu:.1f} fields/s; {cpu / decode:.1f} decodes "
               f"(read_image of that field as JPEG: {decode * 1e3:.0f} ms CPU)")
 
@@ -202,12 +209,14 @@ def time_fields(images: list[np.ndarray], paths: list[str], small_cpu: float, se
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = os.environ.get("LEUKOSCOPE_SHARED_DATA", str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--data", type=Path, default=Path(default), help="shared data folder (holding bccd/, all-idb2/)")
+    parser.add_argument("--data", type=Path, default=Path(default),
+                        help="shared data folder (holding bccd/, all-idb2/)")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                         help="a detect_white_cells setting other than its default (repeatable)")
     parser.add_argument("--allidb2-diameters", default="60,80,100",
                         help="red_cell_diameter values tried on ALL-IDB2 (comma-separated; empty to skip)")
-    parser.add_argument("--overlays", type=Path, help="write the BCCD fields with a miss or a false positive here as PNG")
+    parser.add_argument("--overlays", type=Path,
+                        help="write the BCCD fields with a miss or a false positive here as PNG")
     parser.add_argument("--no-timing", action="store_true", help="scores only: skip the CPU times (part 3)")
     args = parser.parse_args()
     settings = parse_settings(args.settings)

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leukoscope.pipeline.datasets import DatasetError, _walk_images, make_sample_id
+from leukoscope.pipeline.dataset_base import DatasetError, child_dir, make_sample_id, walk_images
 from leukoscope.segmentation.detection_metrics import centroid_hits
 from leukoscope.segmentation.fields import Detection
 
@@ -76,9 +76,9 @@ def _field(root: Path, path: Path, label: str = "") -> dict[str, str]:
 def _subfolder(root: Path, name: str, layout: str) -> Path:
     """``root/name`` or ``root/<one folder>/name``, ignoring case; else a DatasetError naming ``layout``."""
     for parent in [root, *sorted(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []:
-        for entry in sorted(parent.iterdir()):
-            if entry.is_dir() and entry.name.lower() == name.lower():
-                return entry
+        found = child_dir(parent, name)
+        if found is not None:
+            return found
     raise DatasetError(f"no '{name}' folder in {root}; give the {layout}")
 
 
@@ -116,7 +116,9 @@ def read_xyc(path: str | Path) -> np.ndarray:
                 "fix or remove that line"
             ) from None
         if not (math.isfinite(x) and math.isfinite(y)):
-            raise DatasetError(f"{path.name}, line {number}: the centroid {line.strip()!r} is not finite; fix that line")
+            raise DatasetError(
+                f"{path.name}, line {number}: the centroid {line.strip()!r} is not finite; fix that line"
+            )
         points.append((x, y))
     return np.array(points, dtype=np.float64).reshape(-1, 2)
 
@@ -146,8 +148,10 @@ def load_allidb1(root: str | Path) -> FieldSource:
     images = _subfolder(root, "im", "ALL-IDB1 folder that holds im/ and xyc/")
     centroid_folder = images.parent / "xyc"
     centroid_files = {p.stem.lower(): p for p in centroid_folder.glob("*.xyc")} if centroid_folder.is_dir() else {}
-    fields, annotations, rejected = [], [], []
-    for path in _walk_images(images):
+    fields: list[dict] = []
+    annotations: list[dict] = []
+    rejected: list[dict[str, str]] = []
+    for path in walk_images(images):
         match = _ALLIDB1_NAME.match(path.stem)
         if match is None:
             rejected.append({"path": str(path), "stage": "load",
@@ -214,7 +218,8 @@ def _voc_boxes(xml_path: Path, classes: set[str] | None) -> tuple[str, list[dict
         if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)) or xmax < xmin or ymax < ymin:
             raise ValueError(f"an object '{name}' has an incomplete or inverted <bndbox>")
         x0, y0, x1, y1 = max(0.0, xmin - 1.0), max(0.0, ymin - 1.0), xmax, ymax
-        objects.append({"kind": name, "x": (x0 + x1) / 2.0, "y": (y0 + y1) / 2.0, "x0": x0, "y0": y0, "x1": x1, "y1": y1})
+        centre = {"x": (x0 + x1) / 2.0, "y": (y0 + y1) / 2.0}
+        objects.append({"kind": name, **centre, "x0": x0, "y0": y0, "x1": x1, "y1": y1})
     return filename, objects
 
 
@@ -245,10 +250,13 @@ def load_voc(root: str | Path, *, classes: Sequence[str] | None = WHITE_CELL_CLA
     root = Path(root)
     notes = _subfolder(root, "Annotations", "Pascal-VOC folder that holds Annotations/ and JPEGImages/")
     images_folder = notes.parent / "JPEGImages"
-    images = {p.name.lower(): p for p in _walk_images(images_folder)} if images_folder.is_dir() else {}
+    images = {p.name.lower(): p for p in walk_images(images_folder)} if images_folder.is_dir() else {}
     by_stem = {p.stem.lower(): p for p in images.values()}
     wanted = None if classes is None else {name.lower() for name in classes}
-    fields, annotations, rejected, used = [], [], [], set()
+    fields: list[dict] = []
+    annotations: list[dict] = []
+    rejected: list[dict[str, str]] = []
+    used: set[Path] = set()
     for xml_path in sorted(notes.glob("*.xml")):
         try:
             filename, objects = _voc_boxes(xml_path, wanted)
@@ -281,4 +289,4 @@ def load_field_folder(root: str | Path) -> FieldSource:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder; give the folder that holds the field photographs")
-    return _source(root, [_field(root, path) for path in _walk_images(root)], [], [])
+    return _source(root, [_field(root, path) for path in walk_images(root)], [], [])

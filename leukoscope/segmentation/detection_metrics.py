@@ -31,15 +31,17 @@ from scipy.optimize import linear_sum_assignment
 
 from leukoscope.segmentation.fields import Detection
 
+Table = np.ndarray | Sequence[Sequence[float]]  # (N, 4) boxes or (N, 2) points, one row each
 
-def _boxes(boxes: np.ndarray | Sequence[Sequence[float]], name: str) -> np.ndarray:
+
+def _boxes(boxes: Table, name: str) -> np.ndarray:
     array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if len(boxes) else np.zeros((0, 4))
     if np.any(array[:, 2] < array[:, 0]) or np.any(array[:, 3] < array[:, 1]):
         raise ValueError(f"{name} holds a box with x1 < x0 or y1 < y0; give boxes as (x0, y0, x1, y1)")
     return array
 
 
-def box_iou(first: np.ndarray | Sequence[Sequence[float]], second: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+def box_iou(first: Table, second: Table) -> np.ndarray:
     """Intersection over union of every box of ``first`` with every box of ``second``.
 
     Parameters
@@ -67,7 +69,7 @@ def box_iou(first: np.ndarray | Sequence[Sequence[float]], second: np.ndarray | 
 
 
 def match_boxes(
-    detected: np.ndarray | Sequence[Sequence[float]], truth: np.ndarray | Sequence[Sequence[float]], *, min_iou: float = 0.5
+    detected: Table, truth: Table, *, min_iou: float = 0.5
 ) -> np.ndarray:
     """One-to-one matches of detected to annotated boxes with IoU at least ``min_iou``.
 
@@ -138,7 +140,7 @@ class DetectionCounts:
 
 
 def detection_counts(
-    detected: np.ndarray | Sequence[Sequence[float]], truth: np.ndarray | Sequence[Sequence[float]], *, min_iou: float = 0.5
+    detected: Table, truth: Table, *, min_iou: float = 0.5
 ) -> DetectionCounts:
     """Counts of one field (see :func:`match_boxes` for the matching).
 
@@ -155,10 +157,11 @@ def detection_counts(
         Sum them over fields, then read ``recall``, ``precision`` and ``f1``.
     """
     pairs = match_boxes(detected, truth, min_iou=min_iou)
-    return DetectionCounts(matched=len(pairs), detected=len(_boxes(detected, "detected")), truth=len(_boxes(truth, "truth")))
+    detected_count, truth_count = len(_boxes(detected, "detected")), len(_boxes(truth, "truth"))
+    return DetectionCounts(matched=len(pairs), detected=detected_count, truth=truth_count)
 
 
-def centroid_hits(points: np.ndarray | Sequence[Sequence[float]], detections: Sequence[Detection]) -> np.ndarray:
+def centroid_hits(points: Table, detections: Sequence[Detection]) -> np.ndarray:
     """Which detected cell each annotated point lies in.
 
     Parameters

@@ -201,7 +201,9 @@ def _cell_regions(cytoplasm: np.ndarray, markers: np.ndarray, *, level: float, r
 
 
 def _padded(window: tuple[slice, slice], pad: int, shape: tuple[int, ...]) -> tuple[slice, slice]:
-    return tuple(slice(max(0, s.start - pad), min(n, s.stop + pad)) for s, n in zip(window, shape[:2]))
+    rows, cols = window
+    return (slice(max(0, rows.start - pad), min(shape[0], rows.stop + pad)),
+            slice(max(0, cols.start - pad), min(shape[1], cols.stop + pad)))
 
 
 def _width(mask: np.ndarray) -> float:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from leukoscope.pipeline.datasets import DatasetError
+from leukoscope.pipeline.dataset_base import DatasetError
 from leukoscope.pipeline.fields_sources import (
     ANNOTATION_COLUMNS,
     FIELD_COLUMNS,

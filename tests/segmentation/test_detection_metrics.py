@@ -34,8 +34,8 @@ def test_box_iou_equals_the_iou_of_the_rasterised_boxes():
     rng = np.random.default_rng(1)
     for _ in range(20):
         corners = rng.integers(0, 30, (2, 4))
-        boxes = np.column_stack([np.minimum(corners[:, 0], corners[:, 2]), np.minimum(corners[:, 1], corners[:, 3]),
-                                 np.maximum(corners[:, 0], corners[:, 2]) + 1, np.maximum(corners[:, 1], corners[:, 3]) + 1])
+        low, high = np.minimum(corners[:, :2], corners[:, 2:]), np.maximum(corners[:, :2], corners[:, 2:]) + 1
+        boxes = np.column_stack([low, high])
         masks = np.zeros((2, 32, 32), bool)
         for mask, (x0, y0, x1, y1) in zip(masks, boxes):
             mask[y0:y1, x0:x1] = True

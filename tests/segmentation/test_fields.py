@@ -79,7 +79,8 @@ def test_detections_scale_with_the_field_and_the_red_cell_diameter():
 
 
 def test_a_mirrored_field_gives_mirrored_detections():
-    field = draw_field(white=(WhiteCell(110, 110, 40), WhiteCell(250, 150, 30, nuclei=((0, 0, 20),))), red=SCATTERED_RED)
+    cells = (WhiteCell(110, 110, 40), WhiteCell(250, 150, 30, nuclei=((0, 0, 20),)))
+    field = draw_field(white=cells, red=SCATTERED_RED)
     boxes = _boxes(detect_white_cells(field, red_cell_diameter=RED_CELL))
     mirrored = _boxes(detect_white_cells(field[:, ::-1].copy(), red_cell_diameter=RED_CELL))
     width = field.shape[1]
