@@ -127,7 +127,7 @@ def test_official_protocol_and_head_predictions_are_merged(tmp_path):
     heads[[*PREDICTION_COLUMNS, "weights"]].to_csv(run.path / "heads" / "predictions.csv", index=False)
     cfg = config(run, **{"compare.protocol": "auto", "compare.feature_sets": "handcrafted,head",
                          "heads.backbones": "vgg16"})
-    run_compare(cfg, run, samples)
+    run_stages("compare", cfg, run, samples)
     results = pd.read_csv(run.path / "compare" / "results.csv").set_index("feature_set")
     assert set(results["protocol"]) == {"official"}
     head = results.loc["head_vgg16"]
@@ -174,7 +174,7 @@ def test_allidb2_best_handcrafted_model_reaches_the_floor(shared_data, tmp_path)
         "run.quiet": True, "features.backbones": "none", "compare.models": "svm",
         "compare.feature_sets": "handcrafted", "compare.bootstrap": 200,
     })
-    run_compare(cfg, run, samples)
+    run_stages("compare", cfg, run, samples)
     results = pd.read_csv(run.path / "compare" / "results.csv")
     assert set(results["protocol"]) == {"stratified-cv"} and (results["n_test"] == 260).all()
     assert results["accuracy"].max() >= 0.96
