@@ -87,17 +87,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not cells:
         parser.error(f"no images in folders named 'all' or 'hem' under {args.folder}")
 
-    pairs, y, subjects = [], [], []
+    kept = []
     for path, label, subject in cells:
         image = read_image(path)
         result = segment_cell(image)
         if result.qc_flag:  # blank image, or no cell or nucleus found: nothing to measure
             print(f"skipped {path.name}: {result.qc_flag}")
             continue
-        pairs.append((image, result.labels))
-        y.append(label)
-        subjects.append(subject)
-    y, subjects = np.array(y), np.array(subjects)
+        kept.append(((image, result.labels), label, subject))
+    pairs = [pair for pair, _, _ in kept]
+    y = np.array([label for _, label, _ in kept])
+    subjects = np.array([subject for _, _, subject in kept])
     print(f"{len(pairs)} cells: {int(y.sum())} ALL, {int(len(y) - y.sum())} HEM, {len(set(subjects))} subjects")
 
     # HandcraftedFeatures learns nothing, so the features are computed once and the classifier is

@@ -54,10 +54,10 @@ SIZE = 75
 WAIT = 900
 
 
-def _save(arrays: dict[str, np.ndarray], path: Path) -> None:
-    """``np.savez`` under a temporary name, then renamed, so a reader never sees half a file."""
+def _save(embeddings: dict[str, np.ndarray], path: Path) -> None:
+    """The pooled embeddings under a temporary name, then renamed, so a reader never sees half a file."""
     partial = path.with_name(path.stem + ".partial.npz")
-    np.savez(partial, **arrays)
+    np.savez(partial, avg=embeddings["avg"], max=embeddings["max"])
     os.replace(partial, path)
 
 

@@ -97,7 +97,7 @@ class BackboneSpec:
             )
         return size
 
-    def build(self, *, input_size: int = 0, weights_path: str | None = None) -> "keras.Model":
+    def build(self, *, input_size: int = 0, weights_path: str | None = None) -> keras.Model:
         """Build the network without its classification top (frozen layers are up to the caller).
 
         Parameters
@@ -128,7 +128,7 @@ class BackboneSpec:
             self.load_weights(model, weights_path)
         return model
 
-    def load_weights(self, model: "keras.Model", weights_path: str) -> None:
+    def load_weights(self, model: keras.Model, weights_path: str) -> None:
         """Load a no-top weights file into a network :meth:`build` made, in place.
 
         Parameters

@@ -16,7 +16,10 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from leukoscope.features import colour, haralick, intensity, morphology
+import leukoscope.features.colour as colour  # the modules, not the package (whose __init__ imports this one)
+import leukoscope.features.haralick as haralick
+import leukoscope.features.intensity as intensity
+import leukoscope.features.morphology as morphology
 from leukoscope.features.choices import Family
 from leukoscope.features.columns import Column
 from leukoscope.features.regions import CellImage, Region, RegionStatus, check_inputs, crop_to_cell, region_statuses

@@ -18,7 +18,7 @@ import pandas as pd
 from leukoscope import __version__
 from leukoscope.classifiers.errors import EvaluationError
 from leukoscope.pipeline.atomic import remove_leftovers
-from leukoscope.pipeline.config import Config, ConfigError, load_config
+from leukoscope.pipeline.config import Config, ConfigError, config_names, config_text, load_config
 from leukoscope.pipeline.datasets import DatasetError, load_dataset, missing_file_reason
 from leukoscope.pipeline.graph import COMMANDS, run_targets
 from leukoscope.pipeline.groundtruth import ExpertMaskError
@@ -63,7 +63,7 @@ OVERRIDES = {
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="TOML configuration file (e.g. configs/demo.toml)")
+    parser.add_argument("--config", help="a shipped config's name (demo, cnmc, allidb2) or a .toml file")
     parser.add_argument("--data", help="dataset folder, or a manifest CSV (path,label[,subject][,split])")
     parser.add_argument("--dataset", help="layout of --data: auto, cnmc, allidb2, folder, manifest")
     parser.add_argument("--out", help="run directory (default from the config: runs/demo)")
@@ -109,13 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals")
     compare.add_argument("--heads", help="backbones to fine-tune sigmoid heads for: comma-separated, 'all' or 'none'")
     add_train_refiner_parser(sub)
+    shown = sub.add_parser("config", help="list the shipped configs or print one",
+                           description="List the configs shipped in the package, or print one to start your own from.")
+    shown.add_argument("action", choices=["list", "show"], help="list the names, or show one config's TOML")
+    shown.add_argument("name", nargs="?", help="config name for 'show' (e.g. demo)")
     return parser
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
     """The config file's values with the command-line flags on top."""
-    config = load_config(args.config)
-    return config.with_overrides({key: getattr(args, dest, None) for dest, key in OVERRIDES.items()})
+    return load_config(args.config, {key: getattr(args, dest, None) for dest, key in OVERRIDES.items()})
 
 
 def _hash(path: str) -> tuple[str, str]:
@@ -196,6 +199,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ValueError as exc:  # --subjects or --cells the demo cannot have
                 parser.error(str(exc))
             print(f"demo dataset written to {top} (expert masks in {args.out_dir / 'masks'})")
+            return 0
+        if args.command == "config":
+            if args.action == "list" or not args.name:
+                print("\n".join(config_names()))
+            else:
+                print(config_text(args.name), end="")
             return 0
         if args.command == "train-refiner":
             return train_refiner_from_args(args, argv)

@@ -1,8 +1,9 @@
 """Segmentation of single-cell images: pure functions on numpy arrays.
 
 The threshold segmentation (:func:`segment_cell`) and everything around it (channels,
-contrast enhancement, thresholds, mask clean-up, expert-mask decoding, Dice, overlays), and
-the functions that apply or train the refiner U-Net, load with this package. The U-Net itself
+contrast enhancement, thresholds, mask clean-up, expert-mask decoding, Dice, overlays), white
+cells in whole smear fields (:func:`detect_white_cells`, :func:`cut_out`, detection scores),
+and the functions that apply or train the refiner U-Net, load with this package. The U-Net itself
 (:func:`build_unet`, :class:`DiceCrossEntropy`) lives in a module that imports Keras, which is
 therefore imported the first time one of those two names is used, so
 ``import leukoscope.segmentation`` stays fast (``from leukoscope.segmentation import *`` loads
@@ -18,6 +19,14 @@ from leukoscope.segmentation.cell import SegmentationResult, detect_background, 
 from leukoscope.segmentation.channels import check_rgb, extract_channel
 from leukoscope.segmentation.choices import Background, Channel, Enhancement, QCFlag, Refiner, ThresholdMethod
 from leukoscope.segmentation.cleanup import clean_mask, fill_holes, keep_central_component, remove_small_objects
+from leukoscope.segmentation.cutout import cut_out
+from leukoscope.segmentation.detection_metrics import (
+    DetectionCounts,
+    box_iou,
+    centroid_hits,
+    detection_counts,
+    match_boxes,
+)
 from leukoscope.segmentation.enhance import clahe, enhance_channel, equalize_histogram, stretch_contrast
 from leukoscope.segmentation.expert_masks import (
     MaskFormatError,
@@ -25,9 +34,10 @@ from leukoscope.segmentation.expert_masks import (
     decode_expert_mask,
     decode_zheng_mask,
 )
+from leukoscope.segmentation.fields import Detection, detect_white_cells, detections_frame
 from leukoscope.segmentation.labels import BACKGROUND, CYTOPLASM, NUCLEUS, as_label_mask
 from leukoscope.segmentation.metrics import dice, iou, label_scores
-from leukoscope.segmentation.overlay import cell_window, draw_overlay, montage
+from leukoscope.segmentation.overlay import cell_window, draw_field_overlay, draw_overlay, montage
 from leukoscope.segmentation.refine import refine_labels, refine_result
 from leukoscope.segmentation.split import solidity, split_touching
 from leukoscope.segmentation.threshold import compute_threshold, threshold_otsu, threshold_triangle
@@ -63,6 +73,8 @@ __all__ = [
     "NUCLEUS",
     "Background",
     "Channel",
+    "Detection",
+    "DetectionCounts",
     "DiceCrossEntropy",
     "Enhancement",
     "MaskFormatError",
@@ -71,17 +83,24 @@ __all__ = [
     "SegmentationResult",
     "ThresholdMethod",
     "as_label_mask",
+    "box_iou",
     "build_unet",
     "cell_window",
+    "centroid_hits",
     "check_rgb",
     "clahe",
     "clean_mask",
     "compute_threshold",
+    "cut_out",
     "decode_allidb2_mask",
     "decode_expert_mask",
     "decode_zheng_mask",
     "detect_background",
+    "detect_white_cells",
+    "detection_counts",
+    "detections_frame",
     "dice",
+    "draw_field_overlay",
     "draw_overlay",
     "encode_input",
     "encode_target",
@@ -94,6 +113,7 @@ __all__ = [
     "is_blank",
     "keep_central_component",
     "label_scores",
+    "match_boxes",
     "montage",
     "refine_labels",
     "refine_result",
