@@ -13,12 +13,14 @@ write, so a mask from scikit-image, QuPath or a hand-made numpy array can be use
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 BACKGROUND = 0
 CYTOPLASM = 1
 NUCLEUS = 2
 
-def _as_2d_array(array: object, name: str) -> np.ndarray:
+
+def _as_2d_array(array: ArrayLike, name: str) -> np.ndarray:
     """``array`` as an (H, W) integer or boolean ndarray; refuse floats and other shapes."""
     array = np.asarray(array)
     if array.ndim != 2:
@@ -51,7 +53,7 @@ def _uint8(array: np.ndarray) -> np.ndarray:
 
 
 def as_label_mask(
-    labels: np.ndarray | None = None, *, cell: np.ndarray | None = None, nucleus: np.ndarray | None = None
+    labels: ArrayLike | None = None, *, cell: ArrayLike | None = None, nucleus: ArrayLike | None = None
 ) -> np.ndarray:
     """The label mask leukoscope's algorithms read, from labels or from two binary masks.
 
