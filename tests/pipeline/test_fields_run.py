@@ -84,7 +84,8 @@ def test_the_manifest_lists_the_cut_outs_with_their_field_as_subject(allidb1):
     info = json.loads(run.info_path.read_text())
     assert info["dataset"]["kind"] == "allidb1"  # found by its im/ and xyc/ folders
     assert info["config"]["data"]["dataset"] == "allidb1" and info["config"]["segmentation"]["background"] == "black"
-    assert info["fields"]["cells"] == 17 and info["fields"]["edge_cells"] == 1 and info["status"] == "ok"
+    assert info["fields"]["cells"] == 17 and info["fields"]["edge_cells"] == 1
+    assert (info["stages"], info["status"]) == (["fields"], "ok")
     rejected = run.read_rejected().set_index("path")
     assert rejected.loc[str(data / "im" / "notes.jpg"), "stage"] == "load"
     assert rejected.loc[str(data / "im" / "Im009_0.jpg"), "stage"] == "fields"
@@ -144,7 +145,7 @@ def test_compare_runs_on_the_cut_outs_with_folds_grouped_by_field(allidb1, tmp_p
     report = run.compare_file("report.md").read_text()
     assert "(dataset allidb1). The cells were cut out of whole smear fields" in report
     assert "subject is the field it came from" in report
-    assert json.loads(run.info_path.read_text())["stages"] == ["segmentation", "handcrafted", "compare"]
+    assert json.loads(run.info_path.read_text())["stages"] == ["fields", "segmentation", "handcrafted", "compare"]
 
 
 def test_voc_boxes_are_scored_at_both_ious(tmp_path, capsys):
