@@ -207,7 +207,8 @@ def run_command(command: str, config: Config) -> RunDir:
     run, samples = prepare_run(config, command)
     with _recording(run):
         ran = run_targets(COMMANDS[command], config, run, samples) if command in COMMANDS else []
-    run.update_info(stages=[Stage.FIELDS.value] * (config.data.dataset in FIELD_KINDS) + ran)
+    fields = [Stage.FIELDS.value] if config.data.dataset in FIELD_KINDS else []  # ran in prepare_run
+    run.update_info(stages=fields + ran)
     run.finish("ok")
     return run
 
