@@ -123,6 +123,7 @@ def train_refiner(
         "data": described,
         "rejected": rejected,
         "seed": settings.seed,
+        "backgrounds": sorted({s["background"] for s in training}),
         "settings": dataclasses.asdict(settings),
         "segmentation": {k: getattr(v, "value", v) for k, v in segmentation_options(segmentation).items()},
         "epochs_run": len(history),

@@ -319,7 +319,11 @@ def run_segment(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
     info: dict[str, Any] = {"segmented": len(table), "rejected": len(samples) - len(table), "qc_flagged": flagged,
                             "computed": len(rows) - from_cache, "from_cache": from_cache}
     if refiner:
-        info["refiner"] = refined
+        skipped = int((table["qc_flag"] == QCFlag.REFINER_SKIPPED.value).sum())
+        info["refiner"] = {**refined, "skipped": skipped}
+        log.warning("segment: the refiner was skipped on %d of %d cells (qc_flag refiner_skipped: a surround it "
+                    "was not trained on, or it changed too much of the cell or lost the nucleus; their threshold "
+                    "masks are kept)", skipped, len(table))
     if evaluate:
         summary = summarize(table, method=method_name(config.segmentation))
         write_csv(summary, run.segmentation_summary)
