@@ -55,6 +55,12 @@ def fresh(spec: StageSpec, config: Config, run: RunDir, samples: pd.DataFrame) -
     return spec.done(config, run) and run.read_stage_record(spec.name).get("key") == _key(spec.name, config, samples)
 
 
+def mark_done(name: Stage, config: Config, run: RunDir, samples: pd.DataFrame) -> None:
+    """Record that stage ``name``'s outputs in ``run`` were computed from ``samples`` under ``config``."""
+    name = Stage(name)
+    run.write_stage_record(name, {"stage": name.value, "key": _key(name, config, samples), "samples": len(samples)})
+
+
 def plan(targets: tuple[Stage, ...], config: Config, run: RunDir, samples: pd.DataFrame) -> list[StageSpec]:
     """The stages to run, in graph order: the active targets, and every stage they need
     (directly or not) whose outputs are missing or stale (:func:`fresh`).
@@ -99,8 +105,7 @@ def run_targets(targets: tuple[Stage, ...], config: Config, run: RunDir, samples
         run.clear_stage_record(spec.name)
     for spec in stages:
         spec.run(config, run, samples, fused if spec.name is Stage.SEGMENTATION else ())
-        run.write_stage_record(spec.name, {"stage": spec.name.value, "key": _key(spec.name, config, samples),
-                                           "samples": len(samples)})
+        mark_done(spec.name, config, run, samples)
     return [name.value for name in names]
 
 
@@ -109,4 +114,4 @@ def run_stages(command: str, config: Config, run: RunDir, samples: pd.DataFrame)
     return run_targets(COMMANDS[command], config, run, samples)
 
 
-__all__ = ["COMMANDS", "STAGES", "fresh", "plan", "run_stages", "run_targets"]
+__all__ = ["COMMANDS", "STAGES", "fresh", "mark_done", "plan", "run_stages", "run_targets"]

@@ -20,7 +20,7 @@ from leukoscope.pipeline.config import Config, load_config
 from leukoscope.pipeline.datasets import load_dataset
 from leukoscope.pipeline.rundir import RunDir
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 FAST = {"compare.models": "knn", "compare.bootstrap": 200, "compare.folds": 3, "compare.inner_folds": 2,
         "run.quiet": True}
