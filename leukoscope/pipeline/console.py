@@ -29,6 +29,8 @@ log = logging.getLogger("leukoscope")
 FRAMEWORK_NOISE = re.compile(
     r"absl::InitializeLog|^[IW]\d{4} \d\d:\d\d:\d\d|^To enable the following instructions|oneDNN custom operations"
 )
+#: the frameworks' Python loggers: their warnings are advice to TensorFlow users, errors still show
+FRAMEWORK_LOGGERS = ("tensorflow", "absl", "h5py")
 _said: set[str] = set()
 
 
@@ -72,11 +74,14 @@ def import_keras() -> ModuleType:
 
     The process's file descriptor 2 points at a temporary file while Keras is imported; the lines
     that are not :data:`FRAMEWORK_NOISE` are then written to stderr. ``TF_CPP_MIN_LOG_LEVEL`` is
-    set to 2 (C++ errors only) unless the environment sets it. Idempotent.
+    set to 2 (C++ errors only) unless the environment sets it, and the :data:`FRAMEWORK_LOGGERS`
+    log errors only. Idempotent.
     """
     if "keras" in sys.modules:
         return sys.modules["keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for name in FRAMEWORK_LOGGERS:  # e.g. tf.function's retracing advice: about TensorFlow, not the data
+        logging.getLogger(name).setLevel(logging.ERROR)
     sys.stderr.flush()
     with tempfile.TemporaryFile() as held:
         saved = os.dup(2)
@@ -114,4 +119,4 @@ def warn_once(key: str, message: str, *args: Any) -> None:
         log.warning(message, *args)
 
 
-__all__ = ["FRAMEWORK_NOISE", "Progress", "first_time", "import_keras", "new_command", "warn_once"]
+__all__ = ["FRAMEWORK_LOGGERS", "FRAMEWORK_NOISE", "Progress", "first_time", "import_keras", "new_command", "warn_once"]

@@ -39,6 +39,9 @@ _MODES = {
     "I": "32-bit integer", "F": "32-bit float", "RGBX": "RGB with padding", "RGBa": "premultiplied RGBA",
 }
 
+#: TIFF colour spaces other than RGB and gray, by tifffile's PHOTOMETRIC name
+_TIFF_COLOURS = {"SEPARATED": _MODES["CMYK"], "CIELAB": _MODES["LAB"], "ICCLAB": _MODES["LAB"], "ITULAB": _MODES["LAB"]}
+
 
 class ImageReadError(ValueError):
     """A file cannot be used as a cell image; the message says why and what to do."""
@@ -99,6 +102,10 @@ def _read_tiff(path: Path) -> np.ndarray:
                 raise ImageReadError(f"'{path.name}' is a TIFF of {len(full)} full-size pages; leukoscope reads one "
                                      "cell image per file: save each page as its own file")
             _check_size(path, height, width)
+            colour = _TIFF_COLOURS.get(getattr(page.photometric, "name", ""))
+            if colour:
+                raise ImageReadError(f"'{path.name}' holds {colour} pixels (TIFF photometric "
+                                     f"{page.photometric.name}); convert it to 8-bit RGB")
             return page.asarray()
     except ImageReadError:
         raise

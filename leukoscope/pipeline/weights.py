@@ -165,7 +165,8 @@ def resolve_weights(spec: BackboneSpec, weights: str) -> ResolvedWeights:
             warn_once(f"random:{spec.name.value}",
                       "weights 'auto': no ImageNet weights for %s (%s), so its networks have RANDOM weights and "
                       "their results say nothing about ImageNet transfer; put '%s' in %s or pass --weights DIR",
-                      spec.name.value, str(cause).splitlines()[0][:160], spec.weights_file, keras_cache_dir())
+                      spec.name.value, str(cause).replace(f" on {spec.weights_url}", "").splitlines()[0][:200],
+                      spec.weights_file, keras_cache_dir())
             return ResolvedWeights(label=RANDOM, path=None, source=RANDOM)
     folder = Path(weights).expanduser()
     if not folder.is_dir():
