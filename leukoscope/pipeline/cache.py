@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 from leukoscope.pipeline.atomic import atomic_path, write_json
 from leukoscope.pipeline.rundir import RunDirError
 
+_HEX = re.compile(r"[0-9a-f]+")
 #: time stamp of every member of an entry (``np.savez`` would write the current time)
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -64,7 +66,7 @@ class ResultCache:
             write_json(settings, settings_file)
 
     def _path(self, key: str) -> Path:
-        if not key or any(c not in "0123456789abcdef" for c in key):
+        if not _HEX.fullmatch(key):
             raise ValueError(f"cache key must be a hex digest, got {key!r}")
         return self.folder / f"{key}.npz"
 

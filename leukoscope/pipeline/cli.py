@@ -21,15 +21,15 @@ from leukoscope.classifiers.errors import EvaluationError
 from leukoscope.pipeline.atomic import remove_leftovers
 from leukoscope.pipeline.choices import Backend
 from leukoscope.pipeline.claim import claim_run, environment_error
-from leukoscope.pipeline.config import Config, ConfigError, load_config
+from leukoscope.pipeline.config import Config, ConfigError, config_names, config_text, load_config
 from leukoscope.pipeline.console import new_command
+from leukoscope.pipeline.dask_cluster import DaskSchedulerError, check_cluster
 from leukoscope.pipeline.datasets import DatasetError, load_dataset
 from leukoscope.pipeline.graph import COMMANDS, run_targets
 from leukoscope.pipeline.groundtruth import ExpertMaskError
 from leukoscope.pipeline.inputs import hash_input, warn_about_copies
 from leukoscope.pipeline.layout import Stage
-from leukoscope.pipeline.dask_cluster import DaskSchedulerError, check_cluster
-from leukoscope.pipeline.parallel import ALL_CORES, available_cores, capped_jobs, parallel_map
+from leukoscope.pipeline.parallel import capped_jobs, parallel_map
 from leukoscope.pipeline.refiner_data import RefinerTrainingError
 from leukoscope.pipeline.refiner_model import RefinerModelError
 from leukoscope.pipeline.rundir import RunDir, RunDirError
@@ -69,7 +69,7 @@ OVERRIDES = {
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="TOML configuration file (e.g. configs/demo.toml)")
+    parser.add_argument("--config", help="a shipped config's name (demo, cnmc, allidb2) or a .toml file")
     parser.add_argument("--data", help="dataset folder, or a manifest CSV (path,label[,subject][,split])")
     parser.add_argument("--dataset", help="layout of --data: auto, cnmc, allidb2, folder, manifest")
     parser.add_argument("--out", help="run directory (default from the config: runs/demo)")
@@ -117,22 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals")
     compare.add_argument("--heads", help="backbones to fine-tune sigmoid heads for: comma-separated, 'all' or 'none'")
     add_train_refiner_parser(sub)
+    shown = sub.add_parser("config", help="list the shipped configs or print one",
+                           description="List the configs shipped in the package, or print one to start your own from.")
+    shown.add_argument("action", choices=["list", "show"], help="list the names, or show one config's TOML")
+    shown.add_argument("name", nargs="?", help="config name for 'show' (e.g. demo)")
     return parser
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
     """The config file's values with the command-line flags on top."""
-    config = load_config(args.config)
     overrides = {key: getattr(args, dest, None) for dest, key in OVERRIDES.items()}
-    if overrides["run.jobs"] == ALL_CORES:
-        overrides["run.jobs"] = available_cores()
-    config = config.with_overrides(overrides)
-    execution = {"run.jobs": capped_jobs(config.run.jobs)}
-    if config.run.scheduler and config.run.backend is not Backend.DASK:
-        log.info("a Dask scheduler (%s) is given: running on it (backend dask, not %s)",
-                 config.run.scheduler, config.run.backend.value)
-        execution["run.backend"] = Backend.DASK.value
-    return config.with_overrides(execution)
+    if getattr(args, "scheduler", None) and getattr(args, "backend", None) is None:
+        overrides["run.backend"] = Backend.DASK.value  # --scheduler implies --backend dask
+    config = load_config(args.config, overrides)
+    return config.with_overrides({"run.jobs": capped_jobs(config.run.jobs)})
 
 
 def prepare_run(config: Config, run: RunDir) -> pd.DataFrame:
@@ -235,6 +233,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ValueError as exc:  # --subjects or --cells the demo cannot have
                 parser.error(str(exc))
             print(f"demo dataset written to {top} (expert masks in {args.out_dir / 'masks'})")
+            return 0
+        if args.command == "config":
+            if args.action == "list" or not args.name:
+                print("\n".join(config_names()))
+            else:
+                print(config_text(args.name), end="")
             return 0
         if args.command == "train-refiner":
             return train_refiner_from_args(args, argv)

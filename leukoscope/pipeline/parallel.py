@@ -1,7 +1,7 @@
 """Ordered, streaming parallel map over samples: loky processes or threads (joblib), or Dask.
 
-The number of workers is capped at the number of items and at the cores available; ``--jobs -1``
-asks for every core (:func:`capped_jobs`, :func:`available_cores`).
+The number of workers is capped at the number of items and at the cores available
+(:func:`capped_jobs`, :func:`available_cores`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import TypeVar
 import joblib
 
 from leukoscope.pipeline.choices import Backend
+from leukoscope.pipeline.config_rules import all_cores
 from leukoscope.pipeline.console import Progress
 from leukoscope.pipeline.dask_cluster import dask_client, dask_map
 
@@ -29,16 +30,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-#: ``--jobs -1``: every core this process may run on
-ALL_CORES = -1
-
-
 def available_cores() -> int:
     """Cores this process may run on (its CPU affinity where the system has one)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
+    return all_cores(-1)
 
 
 def capped_jobs(jobs: int) -> int:

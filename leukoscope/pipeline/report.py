@@ -53,6 +53,10 @@ PROTOCOL_NOTES = {
         "stratified k-fold cross-validation over images: the data has no subject ids, so cells of "
         "one patient may sit on both sides of a split, which can inflate every figure"
     ),
+    Protocol.BLOCKED_CV: (
+        "stratified k-fold cross-validation grouped by blocks of consecutive image numbers, a proxy for "
+        "the source fields the crops were cut from (the data has no subject ids)"
+    ),
 }
 MAX_PANELS = 36
 CONFUSION_PNG = "confusion_matrices.png"

@@ -136,8 +136,7 @@ STAGE = StageSpec(
     active=lambda config: bool(config.features.backbones),
     done=_done,
     settings=settings_of("features", "run.seed"),
-    check=lambda config, samples: check_backbones(config.features.backbones, weights=config.features.weights,
-                                                  size=config.features.input_size),
+    check=lambda config, samples: check_backbones(config.features.backbones, weights=config.features.weights),
 )
 
 __all__ = ["STAGE", "embedding_columns", "run_embeddings", "write_embeddings"]
