@@ -163,8 +163,8 @@ def resolve_weights(spec: BackboneSpec, weights: str) -> ResolvedWeights:
         except WeightsUnavailableError as exc:
             cause = exc.__cause__ if exc.__cause__ is not None else exc
             warn_once(f"random:{spec.name.value}",
-                      "weights 'auto': no ImageNet weights for %s (%s), so its networks have RANDOM weights and "
-                      "their results say nothing about ImageNet transfer; put '%s' in %s or pass --weights DIR",
+                      "weights 'auto': falling back to RANDOM weights for %s, whose ImageNet weights cannot be had "
+                      "(%s); its results say nothing about ImageNet transfer: put '%s' in %s or pass --weights DIR",
                       spec.name.value, str(cause).replace(f" on {spec.weights_url}", "").splitlines()[0][:200],
                       spec.weights_file, keras_cache_dir())
             return ResolvedWeights(label=RANDOM, path=None, source=RANDOM)

@@ -46,7 +46,7 @@ bootstrap = 20
 """
 #: what TensorFlow and Keras print by themselves
 NOISE = ("absl::InitializeLog", "oneDNN", "cpu_feature_guard", "This TensorFlow binary", "Downloading data from")
-FALLBACK = "no ImageNet weights for vgg16"
+FALLBACK = "falling back to RANDOM weights for vgg16"
 
 
 @pytest.fixture(scope="module")
