@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from leukoscope.pipeline.config import SegmentationConfig
+from leukoscope.pipeline.console import import_keras
 from leukoscope.pipeline.layout import sha256_file
 from leukoscope.segmentation.choices import QCFlag, Refiner
 
@@ -66,7 +67,7 @@ def load_refiner(path: str | Path = "", *, side: int | None = None) -> Any:
         )
     if path.suffix != ".keras" or not zipfile.is_zipfile(path):
         raise RefinerModelError(f"refiner model '{path.name}' is not a Keras .keras model file")
-    import keras
+    keras = import_keras()
 
     from leukoscope.segmentation.unet import INPUT_CHANNELS, MODEL_NAME, N_CLASSES
 

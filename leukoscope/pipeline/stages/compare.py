@@ -32,6 +32,7 @@ from leukoscope.classifiers.models import fit_predict, predict_labels
 from leukoscope.classifiers.splits import Split, encode_labels, iter_splits, resolve_protocol
 from leukoscope.pipeline.atomic import write_csv
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.layout import PREDICTION_COLUMNS, RunLayout, Stage, cnn_name, head_name
 from leukoscope.pipeline.parallel import parallel_map
 from leukoscope.pipeline.report import write_report
@@ -367,5 +368,6 @@ STAGE = StageSpec(
     needs=_needs,
     active=lambda config: True,
     done=lambda config, layout: layout.compare_file("results.csv").exists(),
+    settings=settings_of("compare", "features", "heads", "run.seed"),
     check=_check,
 )
