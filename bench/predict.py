@@ -10,7 +10,7 @@ exactly as ``bench/scale.py`` makes them (rotations, flips and shifts, listed in
 with their labels and subjects), and on the same files, each in a fresh subprocess and a fresh
 run directory, one after the other:
 
-- ``leukoscope features --config configs/demo.toml --backbones none`` (segmentation + handcrafted
+- ``leukoscope features --config demo --backbones none`` (segmentation + handcrafted
   features: the stages the model needs), and
 - ``leukoscope predict --model MODEL`` (the same stages with the model's settings, then the
   predictions, subject calls, shift check and, the cells being labelled, the metrics).
@@ -38,8 +38,7 @@ from scale import MB, SUBJECTS, sample_child, write_cells
 from leukoscope.pipeline.datasets import load_dataset
 from leukoscope.pipeline.demo import generate_demo
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "configs" / "demo.toml"
+DEMO = "demo"  # the shipped config
 
 
 def child(args: argparse.Namespace) -> None:
@@ -47,7 +46,7 @@ def child(args: argparse.Namespace) -> None:
     from leukoscope.pipeline import cli  # imports are not part of the measured time
 
     if args.child == "features":
-        argv = ["features", "--config", str(DEMO), "--backbones", "none"]
+        argv = ["features", "--config", DEMO, "--backbones", "none"]
     else:
         argv = ["predict", "--model", args.model]
     start = time.perf_counter()
@@ -64,7 +63,7 @@ def train(top: Path, out: Path, jobs: int) -> Path:
     """Train the benchmark's model on the drawn demo cells; return its folder."""
     from leukoscope.pipeline import cli
 
-    code = cli.main(["train", "--config", str(DEMO), "--data", str(top), "--out", str(out), "--jobs", str(jobs),
+    code = cli.main(["train", "--config", DEMO, "--data", str(top), "--out", str(out), "--jobs", str(jobs),
                      "--backbones", "none", "--heads", "none", "--models", "xgboost", "--feature-sets", "handcrafted",
                      "--quiet"])
     if code:

@@ -4,7 +4,7 @@
         [--models logreg_handcrafted,xgboost_handcrafted,head_resnet50] [--jobs 1]
 
 ``RUN`` is a run directory where ``leukoscope train`` ran under the official protocol (e.g.
-``make compare`` then ``leukoscope train --config configs/demo.toml --out runs/demo``). For each
+``make compare`` then ``leukoscope train --config demo --out runs/demo``). For each
 model folder ``RUN/models/<name>``, ``leukoscope predict`` runs on the preliminary test set alone
 (the folder ``C-NMC_test_prelim_phase_data`` of the run's dataset, read as a plain folder of
 unlabelled images) into a fresh run directory, and its P(ALL) of every cell is compared with

@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from leukoscope.features.backbones import BackboneSpec, get_backbone
 from leukoscope.features.embeddings import POOLINGS, build_extractor, embed_batch, prepare_batch
 from leukoscope.pipeline.cache import ResultCache
-from leukoscope.pipeline.config import Config, ConfigError
+from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.console import Progress, import_keras
 from leukoscope.pipeline.imageio import ImageReadError, MaskReadError, read_image, read_label_mask
 from leukoscope.pipeline.layout import Stage, cache_key, cnn_name, missing_mask_reason, sha256_file
 from leukoscope.pipeline.rundir import RunDir
@@ -73,7 +73,7 @@ class EmbeddingJob:
 
     def settings(self) -> dict[str, Any]:
         """Everything that changes the pooled features (names the cache folder)."""
-        import keras
+        keras = import_keras()
 
         return {
             "backbone": self.spec.name.value, "input_size": self.size, "weights": self.weights.label,
@@ -93,7 +93,7 @@ def set_keras_threads(threads: int) -> None:
     """
     if threads <= 0:
         return
-    import keras
+    keras = import_keras()
 
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -115,7 +115,7 @@ def set_keras_threads(threads: int) -> None:
 
 def build_network(job: EmbeddingJob) -> Any:
     """The backbone of ``job`` with its weights (seeded when random)."""
-    import keras
+    keras = import_keras()
 
     keras.utils.set_random_seed(job.seed)
     try:
@@ -270,8 +270,7 @@ def iter_pooled(job: EmbeddingJob, run: RunDir, samples: pd.DataFrame, *, quiet:
     counts.setdefault("from_cache", 0)
     rejects: list[dict[str, str]] = []
     extractor = None
-    bar = tqdm(total=len(samples), desc=f"{job.namespace} embeddings", disable=quiet, unit="img",
-               dynamic_ncols=True)
+    bar = Progress(len(samples), f"{job.namespace} embeddings", quiet=quiet)
 
     saving = None  # the previous batch's cache writes, in the saver thread
 
@@ -330,25 +329,20 @@ def embedding_job(config: Config, backbone: str, *, size: int, mask_background: 
                         batch_size=max(1, config.features.batch_size), seed=config.run.seed)
 
 
-def check_backbones(backbones: tuple[Any, ...], *, weights: str, size: int) -> None:
-    """Fail before any work when a backbone cannot run: an input size below its minimum, or
-    weights (``imagenet`` or a folder) that cannot be had. ``auto`` and ``random`` always resolve.
+def check_backbones(backbones: tuple[Any, ...], *, weights: str) -> None:
+    """Fail before any work when ``imagenet`` weights (or those of a folder) cannot be had
+    (the config checked the names, the folder and the input sizes when it was loaded;
+    ``auto`` and ``random`` always resolve).
 
     Raises
     ------
-    ConfigError
-        The input size is too small.
     WeightsUnavailableError
         The weights cannot be had; the message says where to put them.
     """
+    if weights in (AUTO, RANDOM):
+        return
     for backbone in backbones:
-        spec = get_backbone(backbone)
-        try:
-            spec.check_input_size(size)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        if weights not in (AUTO, RANDOM):
-            resolve_weights(spec, weights)
+        resolve_weights(get_backbone(backbone), weights)
 
 
 __all__ = ["EmbeddingJob", "check_backbones", "NetworkCache", "build_network", "embedding_job", "iter_pooled",

@@ -19,8 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from leukoscope.classifiers.metrics import METRICS
-from leukoscope.classifiers.models import THRESHOLD
+from leukoscope.classifiers.metrics import METRICS, THRESHOLD
 from leukoscope.classifiers.subjects import TIE_SCORE
 from leukoscope.pipeline.config import Config, SegmentationConfig
 from leukoscope.pipeline.layout import sha256_file
@@ -206,8 +205,9 @@ def prediction_config(card: dict[str, Any], model_dir: str | Path, overrides: di
         keys.update({"features.weights": _weights_setting(backbone["weights"]), "features.input_size":
                      backbone["input_size"], "features.batch_size": backbone["batch_size"],
                      "features.mask_background": backbone["mask_background"]})
-    config = Config().with_overrides(keys, source=f"model card '{model_dir}'")
-    return config.with_overrides(overrides)
+    keys.update({f"fields.{k}": v for k, v in trained.get("fields", {}).items()})
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return Config().with_overrides({**keys, **given}, source=f"model card '{model_dir}' and the command line")
 
 
 __all__ = ["CALL_RULE", "INTENDED_USE", "SUBJECT_RULE", "build_card", "evaluation_of", "limits",

@@ -31,6 +31,7 @@ from typing import Any
 
 from leukoscope import __version__
 from leukoscope.pipeline.atomic import TMP_MARK
+from leukoscope.pipeline.console import import_keras
 from leukoscope.pipeline.layout import ModelLayout, sha256_file
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ FORMAT = "leukoscope-model/1"
 #: estimators, NumPy and SciPy containers): what the models of
 #: :mod:`leukoscope.classifiers.models` are made of
 TRUSTED_TYPES = (
+    "leukoscope.classifiers.models.PlattSVC",
     "numpy.dtype",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
@@ -262,8 +264,7 @@ def load_head(folder: ModelFolder) -> Any:
     ModelFolderError
         The file holds serialized Python code (e.g. a Lambda layer) or is not a Keras model.
     """
-    import keras
-
+    keras = import_keras()
     path = folder.layout.file(ModelLayout.HEAD)
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -59,3 +59,5 @@ class QCFlag(str, Enum):
     BLANK_IMAGE = "blank_image"
     NO_CELL = "no_cell"
     NO_NUCLEUS = "no_nucleus"
+    #: the refiner's labels were not used (see :func:`leukoscope.segmentation.refine.refine_result`)
+    REFINER_SKIPPED = "refiner_skipped"

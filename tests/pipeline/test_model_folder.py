@@ -16,6 +16,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from leukoscope import __version__
 from leukoscope.classifiers.models import build_pipeline
+from leukoscope.pipeline.atomic import TMP_MARK
 from leukoscope.pipeline.layout import ModelLayout
 from leukoscope.pipeline.model_folder import (
     FORMAT,
@@ -204,7 +205,7 @@ def test_rewriting_a_folder_replaces_it_whole_and_leftovers_are_removed(tmp_path
     folder = write(tmp_path / "m", kind="first")
     write(folder, kind="second")
     assert open_model_folder(folder).card["kind"] == "second"
-    leftover = tmp_path / f".m.tmp-{os.getpid() + 1}"
+    leftover = tmp_path / f".m{TMP_MARK}{os.getpid() + 1}"
     leftover.mkdir()
     (leftover / "model.json").write_text("{}")
     remove_staging(tmp_path)

@@ -33,6 +33,7 @@ from leukoscope.classifiers.splits import Split, encode_labels, iter_splits, res
 from leukoscope.pipeline.atomic import write_csv
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.feature_tables import build_feature_sets, needs_handcrafted, wanted_backbones
+from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.layout import PREDICTION_COLUMNS, RunLayout, Stage, head_name
 from leukoscope.pipeline.parallel import parallel_map
 from leukoscope.pipeline.report import write_report
@@ -273,5 +274,6 @@ STAGE = StageSpec(
     needs=_needs,
     active=lambda config: True,
     done=lambda config, layout: layout.compare_file("results.csv").exists(),
+    settings=settings_of("compare", "features", "heads", "run.seed"),
     check=_check,
 )

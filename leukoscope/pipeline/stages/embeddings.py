@@ -32,6 +32,7 @@ from leukoscope.pipeline.embedding_stream import (
     iter_pooled,
     set_keras_threads,
 )
+from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.layout import META_COLUMNS, WEIGHTS_COLUMN, RunLayout, Stage, cnn_name
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
@@ -134,8 +135,8 @@ STAGE = StageSpec(
     needs=lambda config: (Stage.SEGMENTATION,) if config.features.mask_background else (),
     active=lambda config: bool(config.features.backbones),
     done=_done,
-    check=lambda config, samples: check_backbones(config.features.backbones, weights=config.features.weights,
-                                                  size=config.features.input_size),
+    settings=settings_of("features", "run.seed"),
+    check=lambda config, samples: check_backbones(config.features.backbones, weights=config.features.weights),
 )
 
 __all__ = ["STAGE", "embedding_columns", "run_embeddings", "write_embeddings"]

@@ -34,7 +34,6 @@ import pandas as pd
 from leukoscope import __version__
 from leukoscope.features.choices import Family
 from leukoscope.features.registry import (
-    check_options,
     compute_features,
     data_dictionary,
     feature_names,
@@ -43,6 +42,7 @@ from leukoscope.features.registry import (
 from leukoscope.pipeline.atomic import atomic_path, remove_leftovers, write_csv
 from leukoscope.pipeline.cache import ResultCache
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.imageio import ImageReadError, MaskReadError, read_image, read_label_mask
 from leukoscope.pipeline.layout import (
     META_COLUMNS,
@@ -75,21 +75,22 @@ class _Outcome(NamedTuple):
     error: str
 
 
-def _measure(image: np.ndarray, labels: np.ndarray, *, families: tuple[Family, ...], distance: int,
-             levels: int) -> _Outcome:
+def _measure(image: np.ndarray, labels: np.ndarray, *, families: tuple[Family, ...], names: list[str],
+             distance: int, levels: int) -> _Outcome:
     result = compute_features(image, labels, families=families, haralick_distance=distance, haralick_levels=levels)
-    values = np.array([result.values[name] for name in feature_names(families)], dtype=np.float64)
+    values = np.array([result.values[name] for name in names], dtype=np.float64)
     return _Outcome(values, result.qc_flag, "")
 
 
-def measure_sample(task: _Task, *, families: tuple[Family, ...], distance: int, levels: int) -> _Outcome:
+def measure_sample(task: _Task, *, families: tuple[Family, ...], names: list[str], distance: int,
+                   levels: int) -> _Outcome:
     """Features of one sample (runs in a worker); unusable files give an error, not an exception."""
     try:
         image = read_image(task.path)
         labels = read_label_mask(task.mask_path, image_shape=image.shape[:2], image_name=Path(task.path).name)
     except (ImageReadError, MaskReadError) as exc:
         return _Outcome(None, "", str(exc))
-    return _measure(image, labels, families=families, distance=distance, levels=levels)
+    return _measure(image, labels, families=families, names=names, distance=distance, levels=levels)
 
 
 def _cached(cache: ResultCache, key: str, n_values: int) -> tuple[np.ndarray, str] | None:
@@ -195,6 +196,7 @@ class MeasureCell:
     def __init__(self, config: Config, layout: RunLayout) -> None:
         settings = config.features
         self.families = resolve_families(settings.families)
+        self.names = feature_names(self.families)
         self.distance, self.levels = settings.haralick_distance, settings.haralick_levels
         self.cache = _cache(config, layout)
 
@@ -202,7 +204,8 @@ class MeasureCell:
         key = cache_key(image_sha256, mask_sha256=mask_sha256)
         if key in self.cache:
             return
-        outcome = _measure(image, labels, families=self.families, distance=self.distance, levels=self.levels)
+        outcome = _measure(image, labels, families=self.families, names=self.names, distance=self.distance,
+                           levels=self.levels)
         self.cache.save(key, {"values": outcome.values, "qc_flag": np.array(outcome.qc_flag)})
 
 
@@ -220,8 +223,8 @@ def run_handcrafted(config: Config, run: RunDir, samples: pd.DataFrame, consumer
     cache = _cache(config, run)
     run.clear_rejected(Stage.HANDCRAFTED.value)
     plan, rejects = _plan(samples, run, cache)
-    worker = functools.partial(measure_sample, families=families, distance=settings.haralick_distance,
-                               levels=settings.haralick_levels)
+    worker = functools.partial(measure_sample, families=families, names=names,
+                               distance=settings.haralick_distance, levels=settings.haralick_levels)
     pending = [item.task for item in plan if not item.cached]
     outcomes = iter(parallel_map(worker, pending, jobs=config.run.jobs, backend=config.run.backend,
                                  scheduler=config.run.scheduler, desc="handcrafted features",
@@ -244,7 +247,6 @@ STAGE = StageSpec(
     needs=lambda config: (Stage.SEGMENTATION,),
     active=lambda config: bool(config.features.families),
     done=lambda config, layout: layout.handcrafted_table.exists(),
-    check=lambda config, samples: check_options(haralick_distance=config.features.haralick_distance,
-                                                haralick_levels=config.features.haralick_levels),
+    settings=settings_of("features.families", "features.haralick_distance", "features.haralick_levels"),
     consumer=MeasureCell,
 )

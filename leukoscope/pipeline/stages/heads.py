@@ -47,9 +47,11 @@ from leukoscope.classifiers.heads import (
     predict_scores,
     unfreeze_top,
 )
+from leukoscope.classifiers.metrics import predict_labels
 from leukoscope.classifiers.splits import encode_labels, iter_splits, resolve_protocol
 from leukoscope.pipeline.atomic import save_keras, write_csv, write_json, write_png
-from leukoscope.pipeline.config import Config, ConfigError, HeadsConfig
+from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.console import import_keras
 from leukoscope.pipeline.embedding_stream import (
     EmbeddingJob,
     NetworkCache,
@@ -60,6 +62,7 @@ from leukoscope.pipeline.embedding_stream import (
     set_keras_threads,
 )
 from leukoscope.pipeline.figures import learning_curve
+from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.layout import PREDICTION_COLUMNS, WEIGHTS_COLUMN, RunLayout, Stage, head_name
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
@@ -77,24 +80,6 @@ class TrainingPart:
 
     fit: np.ndarray
     validation: np.ndarray
-
-
-def check_heads_config(heads: HeadsConfig) -> None:
-    """Refuse head settings that cannot work.
-
-    Raises
-    ------
-    ConfigError
-        A validation fraction outside (0, 1), or a second phase asked for without epochs.
-    """
-    if not 0.0 < heads.validation_fraction < 1.0:
-        raise ConfigError(f"heads.validation_fraction must be between 0 and 1 (exclusive), got "
-                         f"{heads.validation_fraction}; the paper's EarlyStopping needs a validation part")
-    if heads.unfreeze_top > 0 and heads.fine_tune_epochs == 0:
-        raise ConfigError(f"heads.unfreeze_top = {heads.unfreeze_top} asks for a second fine-tuning phase "
-                         "but heads.fine_tune_epochs is 0; set fine_tune_epochs (e.g. 5) or unfreeze_top = 0")
-    if not 0.0 <= heads.dropout < 1.0:
-        raise ConfigError(f"heads.dropout must be in [0, 1), got {heads.dropout}")
 
 
 def carve_validation(samples: pd.DataFrame, train: np.ndarray, *, fraction: float, seed: int) -> TrainingPart:
@@ -153,8 +138,7 @@ def _collect(job: EmbeddingJob, run: RunDir, samples: pd.DataFrame, *, quiet: bo
 @contextlib.contextmanager
 def _dtype_policy(mixed_precision: bool) -> Iterator[None]:
     """Build and train under ``mixed_float16`` when asked (GPUs), restoring the policy after."""
-    import keras
-
+    keras = import_keras()
     before = keras.config.dtype_policy()
     if mixed_precision:
         keras.config.set_dtype_policy("mixed_float16")
@@ -257,7 +241,7 @@ def train_backbone(config: Config, run: RunDir, samples: pd.DataFrame, backbone:
         rows.append(pd.DataFrame({
             "sample_id": samples["sample_id"].to_numpy()[test], "subject": samples["subject"].to_numpy()[test],
             "protocol": protocol.value, "fold": split.fold, "model": HEAD_MODEL, "feature_set": head_name(name),
-            "y_true": trainer.y[test], "y_score": score, "y_pred": (score > 0.5).astype(int),
+            "y_true": trainer.y[test], "y_score": score, "y_pred": predict_labels(score),
             WEIGHTS_COLUMN: job.weights.label,
         }))
     if len(splits) > 1:  # cross-validation: the saved model is trained on every labelled sample
@@ -309,7 +293,6 @@ def run_heads(config: Config, run: RunDir, samples: pd.DataFrame, consumers: tup
     WeightsUnavailableError
         ImageNet weights were asked for and cannot be had.
     """
-    check_heads_config(config.heads)
     if not config.heads.backbones:
         return
     set_keras_threads(config.features.threads)
@@ -344,8 +327,7 @@ def missing_heads(config: Config, layout: RunLayout) -> list[str]:
 
 
 def _check(config: Config, samples: pd.DataFrame) -> None:
-    check_heads_config(config.heads)
-    check_backbones(config.heads.backbones, weights=config.features.weights, size=config.heads.input_size)
+    check_backbones(config.heads.backbones, weights=config.features.weights)
     resolve_protocol(samples.assign(subject=samples["subject"].fillna("").astype(str)), config.compare.protocol)
 
 
@@ -355,8 +337,9 @@ STAGE = StageSpec(
     needs=lambda config: (Stage.SEGMENTATION,) if config.heads.mask_background else (),
     active=lambda config: bool(config.heads.backbones),
     done=lambda config, layout: not missing_heads(config, layout),
+    settings=settings_of("heads", "features", "compare.protocol", "compare.folds", "run.seed"),
     check=_check,
 )
 
-__all__ = ["STAGE", "TrainingPart", "carve_validation", "check_heads_config", "missing_heads", "run_heads",
+__all__ = ["STAGE", "TrainingPart", "carve_validation", "missing_heads", "run_heads",
            "train_backbone"]

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leukoscope.classifiers.models import predict_labels
+from leukoscope.classifiers.metrics import predict_labels
 from leukoscope.classifiers.results import summarise
 from leukoscope.classifiers.shift import InputReference, ShiftTally, background_shift
 from leukoscope.classifiers.splits import encode_labels
@@ -39,6 +39,7 @@ from leukoscope.pipeline.atomic import atomic_path, write_csv, write_text
 from leukoscope.pipeline.backgrounds import background_of_files
 from leukoscope.pipeline.cnmc_submission import TEST_SPLITS, image_number, missing_numbers, write_submission
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.console import import_keras
 from leukoscope.pipeline.embedding_stream import (
     EmbeddingJob,
     NetworkCache,
@@ -48,6 +49,7 @@ from leukoscope.pipeline.embedding_stream import (
     network_sha256,
 )
 from leukoscope.pipeline.feature_tables import iter_joined, table_columns
+from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.layout import PREDICTION_COLUMNS, QC_COLUMN, ModelLayout, RunLayout, Stage
 from leukoscope.pipeline.model_card import refiner_sha256
 from leukoscope.pipeline.model_folder import ModelFolder, ModelFolderError, load_estimator, load_head, open_model_folder
@@ -155,10 +157,9 @@ def _head_job(folder: ModelFolder, config: Config) -> EmbeddingJob:
 
 def _head_chunks(folder: ModelFolder, config: Config, run: RunDir, samples: pd.DataFrame,
                  qc: dict[str, str]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]]:
-    import keras
-
     from leukoscope.classifiers.heads import build_pooled_head, copy_head, mirror_pairs, predict_scores
 
+    keras = import_keras()
     model = load_head(folder)
     backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     recipe = folder.card["inputs"]["recipe"]
@@ -291,6 +292,7 @@ STAGE = StageSpec(
     needs=_needs,
     active=lambda config: bool(config.predict.model),
     done=lambda config, layout: layout.predictions_table.exists(),
+    settings=settings_of("predict", "segmentation", "features", "compare.bootstrap", "run.seed"),
     check=_check,
 )
 

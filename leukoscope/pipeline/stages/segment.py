@@ -37,6 +37,7 @@ from leukoscope import __version__
 from leukoscope.pipeline.atomic import remove_leftovers, write_csv, write_png
 from leukoscope.pipeline.cache import ResultCache
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.groundtruth import MISSING, ExpertMaskError, MaskMatch, match_masks, read_expert_mask
 from leukoscope.pipeline.imageio import ImageReadError, read_image
 from leukoscope.pipeline.layout import META_COLUMNS, RunLayout, Stage, sha256_file
@@ -162,6 +163,14 @@ def _segment_one(job: _Job, *, options: dict[str, Any], layout: RunLayout, evalu
         scores, rejected = _score(job, labels.shape, labels)
         row.update(scores)
     return _Outcome(row, rejected, cached)
+
+
+def _remove_outputs_of_others(layout: RunLayout, sample_ids: set[str]) -> None:
+    """Delete the masks and overlays of samples no longer in the dataset (removed since a rerun)."""
+    for folder in layout.sample_folders:
+        for path in sorted(folder.glob("*.png")) if folder.is_dir() else []:
+            if path.stem not in sample_ids:
+                path.unlink(missing_ok=True)
 
 
 def pick_montage(labels: list[str], *, limit: int = MONTAGE_LIMIT) -> list[int]:
@@ -314,12 +323,17 @@ def run_segment(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
     table = pd.DataFrame(rows, columns=["sample_id"] + MEASUREMENT_COLUMNS + (SCORE_COLUMNS if evaluate else []))
     table = samples[META_COLUMNS].merge(table, on="sample_id", how="inner")[columns]
     write_csv(table, run.segmentation_table)
+    _remove_outputs_of_others(run, set(samples["sample_id"]))
     _write_montage(table, run)
     flagged = int((table["qc_flag"] != "").sum())
     info: dict[str, Any] = {"segmented": len(table), "rejected": len(samples) - len(table), "qc_flagged": flagged,
                             "computed": len(rows) - from_cache, "from_cache": from_cache}
     if refiner:
-        info["refiner"] = refined
+        skipped = int((table["qc_flag"] == QCFlag.REFINER_SKIPPED.value).sum())
+        info["refiner"] = {**refined, "skipped": skipped}
+        log.warning("segment: the refiner was skipped on %d of %d cells (qc_flag refiner_skipped: a surround it "
+                    "was not trained on, or it changed too much of the cell or lost the nucleus; their threshold "
+                    "masks are kept)", skipped, len(table))
     if evaluate:
         summary = summarize(table, method=method_name(config.segmentation))
         write_csv(summary, run.segmentation_summary)
@@ -339,4 +353,5 @@ STAGE = StageSpec(
     needs=lambda config: (),
     active=lambda config: True,
     done=lambda config, layout: layout.segmentation_table.exists(),
+    settings=settings_of("segmentation", "data.masks"),
 )

@@ -44,6 +44,7 @@ from leukoscope.pipeline.embedding_stream import (
     network_sha256,
 )
 from leukoscope.pipeline.feature_tables import build_feature_sets, wanted_backbones
+from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.layout import ModelLayout, RunLayout, Stage, cnn_name
 from leukoscope.pipeline.model_card import build_card, evaluation_of, render_card, training_counts
 from leukoscope.pipeline.model_folder import dump_estimator, remove_staging, write_model_folder
@@ -254,6 +255,7 @@ STAGE = StageSpec(
     needs=_needs,
     active=lambda config: bool(model_names(config)),
     done=_done,
+    settings=settings_of("compare", "features", "heads", "segmentation", "run.seed"),
     check=lambda config, samples: resolve_protocol(samples.assign(subject=samples["subject"].fillna("").astype(str)),
                                                    config.compare.protocol),
 )
