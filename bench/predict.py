@@ -33,10 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scale import MB, SUBJECTS, sample_child, write_cells
-
-from leukoscope.pipeline.datasets import load_dataset
-from leukoscope.pipeline.demo import generate_demo
+from scale import MB, add_shared_arguments, draw, sample_child, write_cells
 
 DEMO = "demo"  # the shipped config
 
@@ -88,22 +85,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", default="1000,10000", help="comma-separated cell counts")
     parser.add_argument("--jobs", type=int, default=1, help="workers of each run (default 1)")
-    parser.add_argument("--distinct", type=int, default=500, help="cells drawn by the demo generator (default 500)")
     parser.add_argument("--model", help="model folder to predict with (default: train one on the drawn cells)")
-    parser.add_argument("--workdir", type=Path, help="where to draw the cells (default: a temporary folder)")
     parser.add_argument("--child", choices=("features", "predict"), help=argparse.SUPPRESS)
-    parser.add_argument("--data", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
+    add_shared_arguments(parser)
     args = parser.parse_args()
     if args.child:
         child(args)
         return
     sizes = sorted(int(v) for v in args.cells.split(","))
     with tempfile.TemporaryDirectory(prefix="leukoscope-predict-", dir=args.workdir) as tmp:
-        top = generate_demo(Path(tmp) / "drawn", subjects=SUBJECTS, cells=min(args.distinct, sizes[-1]), seed=0,
-                            jobs=args.jobs, quiet=True)
+        top, drawn = draw(Path(tmp), min(args.distinct, sizes[-1]), args.jobs)
         model = Path(args.model) if args.model else train(top, Path(tmp) / "train", args.jobs)
-        drawn = load_dataset(top).samples
         print(f"model: {model}")
         print(f"{'cells':>7} {'features s':>10} {'predict s':>9} {'speed ratio':>11} {'main MB':>8} "
               f"{'worker MB':>9} {'main RSS x':>10}", flush=True)

@@ -325,7 +325,8 @@ def subject_vote_accuracy(
 
     A subject is called ALL when more than half of its cells are predicted ALL (a tie goes to
     the mean ``y_score`` >= 0.5: :func:`~leukoscope.classifiers.subjects.subject_call`); its
-    true class is the majority of its cells' labels (ALL on a tie). Samples with an unknown (``""``) subject are left out.
+    true class is the majority of its cells' labels (ALL on a tie). Samples with an unknown
+    (``""``) subject are left out.
 
     Returns
     -------

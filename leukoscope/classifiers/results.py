@@ -17,7 +17,8 @@ UNRECORDED = "unrecorded"
 """The ``weights`` of a feature set whose CNN weights were not recorded."""
 
 
-def summarise(predictions: pd.DataFrame, n_train: dict[str, int], weights: dict[str, str], *, n_boot: int, seed: int) -> pd.DataFrame:
+def summarise(predictions: pd.DataFrame, n_train: dict[str, int], weights: dict[str, str], *, n_boot: int,
+              seed: int) -> pd.DataFrame:
     """One results row per model x feature set x protocol from pooled out-of-fold predictions.
 
     Parameters

@@ -227,7 +227,7 @@ def background_shift(train: dict[str, float], new: dict[str, float]) -> str:
     """
     if not train or not new:
         return ""
-    train_kind, new_kind = max(train, key=train.get), max(new, key=new.get)
+    train_kind, new_kind = max(train, key=lambda k: train[k]), max(new, key=lambda k: new[k])
     if train_kind == new_kind:
         return ""
     return (f"most new cells sit on a '{new_kind}' background ({new[new_kind]:.0%}) but most training cells "

@@ -42,15 +42,15 @@ class SubjectTally:
     --------
     >>> tally = SubjectTally()
     >>> tally.add(["a", "a", "b"], [0.9, 0.2, 0.4], [1, 0, 0], ["ALL", "ALL", ""])
-    >>> tally.table()[["subject", "cells", "fraction_all", "call"]].to_dict("records")
-    [{'subject': 'a', 'cells': 2, 'fraction_all': 0.5, 'call': 'ALL'}, {'subject': 'b', 'cells': 1, 'fraction_all': 0.0, 'call': 'HEM'}]
+    >>> tally.table()[["subject", "cells", "call"]].to_dict("records")
+    [{'subject': 'a', 'cells': 2, 'call': 'ALL'}, {'subject': 'b', 'cells': 1, 'call': 'HEM'}]
     """
 
     def __init__(self) -> None:
         self._sums = pd.DataFrame(columns=["cells", "called_all", "score", "all_labels", "labelled_cells"], dtype=float)
 
-    def add(self, subjects: Sequence[str], y_score: Sequence[float], y_pred: Sequence[int],
-            labels: Sequence[str]) -> None:
+    def add(self, subjects: Sequence[str] | np.ndarray, y_score: Sequence[float] | np.ndarray,
+            y_pred: Sequence[int] | np.ndarray, labels: Sequence[str] | np.ndarray) -> None:
         """Count one chunk of cells.
 
         Parameters
@@ -64,11 +64,11 @@ class SubjectTally:
         labels : (n,) sequence of str
             ``ALL``, ``HEM`` or ``""`` (unknown).
         """
-        labels = np.asarray(labels, dtype=object).astype(str)
+        known = np.asarray(labels, dtype=object).astype(str)
         chunk = pd.DataFrame({
             "subject": np.asarray(subjects, dtype=object).astype(str), "cells": 1.0,
             "called_all": np.asarray(y_pred, dtype=float), "score": np.asarray(y_score, dtype=float),
-            "all_labels": (labels == "ALL").astype(float), "labelled_cells": (labels != "").astype(float),
+            "all_labels": np.equal(known, "ALL").astype(float), "labelled_cells": np.not_equal(known, "").astype(float),
         })
         chunk = chunk[(chunk["subject"] != "") & chunk["score"].notna()]
         sums = chunk.groupby("subject").sum()

@@ -78,19 +78,25 @@ OVERRIDES = {
 PREDICT_OVERRIDES = ("data", "dataset", "out", "jobs", "backend", "scheduler", "quiet", "bootstrap", "refiner_model")
 
 
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="a shipped config's name (demo, cnmc, allidb2) or a .toml file")
-    parser.add_argument("--data", help="dataset folder, or a manifest CSV (path,label[,subject][,split])")
+def _add_io_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """Where the data are, where the run goes, and how the work is run (every analysis command)."""
+    parser.add_argument("--data", required=required,
+                        help="dataset folder, or a manifest CSV (path,label[,subject][,split])")
     parser.add_argument("--dataset", help="layout of --data: auto, cnmc, allidb2, folder, manifest; whole "
                                           "fields: allidb1, voc, fields")
-    parser.add_argument("--out", help="run directory (default from the config: runs/demo)")
+    parser.add_argument("--out", required=required, help="run directory (default from the config: runs/demo)")
     parser.add_argument("--jobs", type=int, help="parallel workers (at most the cores available; -1: all cores)")
     parser.add_argument("--backend", help="joblib backend: loky, threading, dask")
     parser.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://host:8786 (implies --backend dask)")
-    parser.add_argument("--seed", type=int, help="random seed")
     parser.add_argument("--quiet", action="store_true", default=None, help="warnings and errors only: no progress, no notes")
     parser.add_argument("--force", action="store_true",
                         help="reuse a run directory made from another dataset: delete its earlier results (caches are kept)")
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="a shipped config's name (demo, cnmc, allidb2) or a .toml file")
+    _add_io_options(parser)
+    parser.add_argument("--seed", type=int, help="random seed")
     parser.add_argument("--masks", help="folder of expert masks to score the segmentation against")
     parser.add_argument("--refiner", help="mask refiner: none, unet")
     parser.add_argument("--refiner-model", dest="refiner_model", help="refiner .keras model file")
@@ -138,13 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     text = "apply a trained model folder to new cells (labelled or not): predictions per cell and per subject"
     predict = sub.add_parser("predict", help=text, description=text)
     predict.add_argument("--model", type=Path, required=True, help="model folder written by 'leukoscope train'")
-    predict.add_argument("--data", required=True, help="dataset folder, or a manifest CSV (path,label[,subject][,split])")
-    predict.add_argument("--dataset", help="layout of --data: auto, cnmc, allidb2, folder, manifest")
-    predict.add_argument("--out", required=True, help="run directory of the predictions")
-    predict.add_argument("--jobs", type=int, help="parallel workers")
-    predict.add_argument("--backend", help="joblib backend: loky, threading, dask")
-    predict.add_argument("--scheduler", help="address of a Dask scheduler (with --backend dask)")
-    predict.add_argument("--quiet", action="store_true", default=None, help="no progress bars")
+    _add_io_options(predict, required=True)
     predict.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals (labelled cells)")
     predict.add_argument("--refiner-model", dest="refiner_model",
                          help="the refiner .keras file the model was trained with, when it is elsewhere here")

@@ -35,6 +35,13 @@ def wanted_backbones(config: Config) -> list[str]:
     return []
 
 
+def wanted_heads(config: Config) -> list[str]:
+    """The backbones whose fine-tuned heads the configured feature sets use (``head``)."""
+    if FeatureSetKind.HEAD not in config.compare.feature_sets:
+        return []
+    return [b.value for b in config.heads.backbones]
+
+
 def needs_handcrafted(config: Config) -> bool:
     """Whether a configured feature set uses the handcrafted features (handcrafted and hybrid)."""
     return bool(set(config.compare.feature_sets) & {FeatureSetKind.HANDCRAFTED, FeatureSetKind.HYBRID})
@@ -61,7 +68,8 @@ def table_columns(path: Path) -> list[str]:
     return [c for c in header if c not in TEXT_COLUMNS]
 
 
-def build_feature_sets(config: Config, layout: RunLayout, labelled_ids: set[str]) -> tuple[list[FeatureSet], pd.DataFrame]:
+def build_feature_sets(config: Config, layout: RunLayout,
+                       labelled_ids: set[str]) -> tuple[list[FeatureSet], pd.DataFrame]:
     """The configured feature sets, restricted to the labelled samples, and their row counts.
 
     Returns
@@ -160,4 +168,4 @@ def iter_joined(paths: list[Path], columns: list[list[str]], order: dict[str, in
 
 
 __all__ = ["CHUNK_ROWS", "FEATURE_SET_COLUMNS", "TEXT_COLUMNS", "build_feature_sets", "iter_joined",
-           "needs_handcrafted", "read_features", "table_columns", "wanted_backbones"]
+           "needs_handcrafted", "read_features", "table_columns", "wanted_backbones", "wanted_heads"]

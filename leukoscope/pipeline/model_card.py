@@ -47,7 +47,8 @@ def training_digest(samples: pd.DataFrame) -> str:
     samples : DataFrame
         Rows of the training cells (``sha256``, ``label``, ``subject``).
     """
-    lines = sorted(f"{s},{l},{j}" for s, l, j in zip(samples["sha256"], samples["label"], samples["subject"]))
+    lines = sorted(f"{digest},{label},{subject}"
+                   for digest, label, subject in zip(samples["sha256"], samples["label"], samples["subject"]))
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 

@@ -42,4 +42,5 @@ def test_chunked_join_equals_the_whole_join_in_sample_order(tmp_path):
 def test_one_table_streams_alone(tmp_path):
     ids, hand, _ = tables(tmp_path)
     got = pd.concat(iter_joined([tmp_path / "h.csv"], [["h1"]], {s: i for i, s in enumerate(ids)}, chunk_rows=8))
-    assert got["sample_id"].tolist() == hand["sample_id"].tolist() and list(got.columns) == ["sample_id", "qc_flag", "h1"]
+    assert got["sample_id"].tolist() == hand["sample_id"].tolist()
+    assert list(got.columns) == ["sample_id", "qc_flag", "h1"]

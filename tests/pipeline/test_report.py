@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from leukoscope.classifiers.choices import Protocol
+from leukoscope.classifiers.results import summarise
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.report import confusion_grid, paper_table, results_table, write_report
-from leukoscope.pipeline.stages.compare import summarise
 
 
 def fake_predictions(feature_sets=("handcrafted", "cnn_resnet50", "head_resnet50"), models=("svm", "knn"), seed=0):

@@ -24,15 +24,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leukoscope.classifiers.choices import ClassifierName, FeatureSetKind
+from leukoscope.classifiers.choices import ClassifierName
 from leukoscope.classifiers.errors import EvaluationError
 from leukoscope.classifiers.featuresets import FeatureSet, weights_of
 from leukoscope.classifiers.models import fit_predict, predict_labels
-from leukoscope.classifiers.results import RESULT_COLUMNS, UNRECORDED, summarise
+from leukoscope.classifiers.results import UNRECORDED, summarise
 from leukoscope.classifiers.splits import Split, encode_labels, iter_splits, resolve_protocol
 from leukoscope.pipeline.atomic import write_csv
 from leukoscope.pipeline.config import Config
-from leukoscope.pipeline.feature_tables import build_feature_sets, needs_handcrafted, wanted_backbones
+from leukoscope.pipeline.feature_tables import build_feature_sets, needs_handcrafted, wanted_backbones, wanted_heads
 from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.layout import PREDICTION_COLUMNS, RunLayout, Stage, head_name
 from leukoscope.pipeline.parallel import parallel_map
@@ -76,19 +76,13 @@ def _fit_task(task: _Task) -> pd.DataFrame:
 
 
 # -- inputs ---------------------------------------------------------------------------------
-def _wanted_heads(config: Config) -> list[str]:
-    if FeatureSetKind.HEAD not in config.compare.feature_sets:
-        return []
-    return [b.value for b in config.heads.backbones]
-
-
 def _feature_files(config: Config, layout: RunLayout) -> list[Path]:
     files = [layout.handcrafted_table] if needs_handcrafted(config) else []
     return files + [layout.embeddings_table(b) for b in wanted_backbones(config)]
 
 
 def _missing_heads(config: Config, layout: RunLayout) -> list[str]:
-    wanted = [head_name(b) for b in _wanted_heads(config)]
+    wanted = [head_name(b) for b in wanted_heads(config)]
     path = layout.head_predictions
     table = pd.read_csv(path, dtype=str) if wanted and path.exists() else pd.DataFrame()
     have = set(table["feature_set"]) if "feature_set" in table.columns else set()
@@ -174,7 +168,7 @@ def _tasks(config: Config, parts: list[_Part], samples: pd.DataFrame) -> Iterato
 
 def read_head_predictions(config: Config, run: RunDir) -> pd.DataFrame:
     """The configured heads' rows of ``RUN/heads/predictions.csv`` (empty without heads)."""
-    wanted = {head_name(b) for b in _wanted_heads(config)}
+    wanted = {head_name(b) for b in wanted_heads(config)}
     if not wanted:
         return pd.DataFrame(columns=[*PREDICTION_COLUMNS, "weights"])
     path = run.head_predictions
@@ -241,7 +235,7 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
     for part in parts:
         n_train[part.feature_set.name].append(int(part.train.sum()))
     n_train = {name: int(round(np.mean(sizes))) for name, sizes in n_train.items() if sizes}
-    n_train.update({head_name(b): int(round(np.mean([len(s.train) for s in splits]))) for b in _wanted_heads(config)})
+    n_train.update({head_name(b): int(round(np.mean([len(s.train) for s in splits]))) for b in wanted_heads(config)})
     weights = {fs.name: fs.weights for fs in sets}
     weights.update({name: weights_of(group) for name, group in heads.groupby("feature_set")})
     results = summarise(predictions, n_train, weights, n_boot=config.compare.bootstrap, seed=config.run.seed)
@@ -260,7 +254,7 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
 def _needs(config: Config) -> tuple[Stage, ...]:
     return tuple(stage for stage, wanted in ((Stage.HANDCRAFTED, needs_handcrafted(config)),
                                              (Stage.EMBEDDINGS, bool(wanted_backbones(config))),
-                                             (Stage.HEADS, bool(_wanted_heads(config)))) if wanted)
+                                             (Stage.HEADS, bool(wanted_heads(config)))) if wanted)
 
 
 def _check(config: Config, samples: pd.DataFrame) -> None:

@@ -93,8 +93,9 @@ class _Output:
         y_true = encode_labels(frame["label"])
         known = scored & (y_true >= 0)
         if known.any():
-            self.labelled.append(pd.DataFrame({"sample_id": frame["sample_id"][known], "subject": frame["subject"][known],
-                                               "y_true": y_true[known], "y_score": score[known], "y_pred": pred[known]}))
+            self.labelled.append(pd.DataFrame({
+                "sample_id": frame["sample_id"][known], "subject": frame["subject"][known], "y_true": y_true[known],
+                "y_score": score[known], "y_pred": pred[known]}))
         for split, number, call in zip(meta["split"], [image_number(p) for p in meta["path"]], pred):
             if split in self.numbered and number is not None and call >= 0:
                 self.numbered[split][number] = int(call)
@@ -266,9 +267,9 @@ def _check(config: Config, samples: pd.DataFrame) -> None:
         load_estimator(folder)
     if refiner_sha256(config.segmentation) != folder.card["refiner_sha256"]:
         raise ModelFolderError(
-            f"the segmentation refiner file here ('{config.segmentation.refiner_model or 'the shipped one'}') is missing "
-            "or differs from the one the model was trained with (SHA-256 in model.json: refiner_sha256); pass that "
-            "file with --refiner-model")
+            f"the segmentation refiner file here ('{config.segmentation.refiner_model or 'the shipped one'}') is "
+            "missing or differs from the one the model was trained with (SHA-256 in model.json: "
+            "refiner_sha256); pass that file with --refiner-model")
     backbone = folder.card["inputs"].get("backbone")
     if folder.card["inputs"].get("uses_embeddings"):
         job = embedding_job(config, backbone["name"], size=backbone["input_size"],

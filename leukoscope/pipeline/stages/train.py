@@ -43,7 +43,7 @@ from leukoscope.pipeline.embedding_stream import (
     iter_pooled,
     network_sha256,
 )
-from leukoscope.pipeline.feature_tables import build_feature_sets, wanted_backbones
+from leukoscope.pipeline.feature_tables import build_feature_sets, wanted_backbones, wanted_heads
 from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.layout import ModelLayout, RunLayout, Stage, cnn_name
 from leukoscope.pipeline.model_card import build_card, evaluation_of, render_card, training_counts
@@ -82,12 +82,6 @@ def model_name(model: str, feature_set: str) -> str:
     return f"{model}_{feature_set}"
 
 
-def _wanted_heads(config: Config) -> list[str]:
-    if FeatureSetKind.HEAD not in config.compare.feature_sets:
-        return []
-    return [b.value for b in config.heads.backbones]
-
-
 def model_names(config: Config) -> list[str]:
     """The model folders ``train`` writes under ``config``."""
     kinds = set(config.compare.feature_sets)
@@ -96,7 +90,7 @@ def model_names(config: Config) -> list[str]:
         sets += [name for kind, name in ((FeatureSetKind.CNN, cnn_name(backbone)),
                                          (FeatureSetKind.HYBRID, hybrid_name(backbone))) if kind in kinds]
     return [model_name(m.value, s) for s in sets for m in config.compare.models] + \
-        [head_name(b) for b in _wanted_heads(config)]
+        [head_name(b) for b in wanted_heads(config)]
 
 
 def training_rows(samples: pd.DataFrame, protocol: Protocol, config: Config) -> np.ndarray:
@@ -169,7 +163,8 @@ def _train_classifiers(config: Config, run: RunDir, samples: pd.DataFrame, rows:
         tasks = [_Fit(model, x, y, used["subject"].to_numpy(dtype=object), config.compare.inner_folds,
                       config.run.seed, fs.pca_columns, config.compare.hybrid_pca) for model in config.compare.models]
         fitted = parallel_map(_fit, tasks, jobs=config.run.jobs, backend=config.run.backend,
-                              scheduler=config.run.scheduler, desc=f"train {fs.name}", quiet=config.run.quiet, unit="fit")
+                              scheduler=config.run.scheduler, desc=f"train {fs.name}", quiet=config.run.quiet,
+                              unit="fit")
         for model, (estimator, best) in zip(config.compare.models, fitted):
             name = model_name(model.value, fs.name)
             card = build_card(
@@ -212,7 +207,8 @@ def _train_head(config: Config, run: RunDir, samples: pd.DataFrame, rows: np.nda
         evaluation=evaluation_of(results, None, name),
         reference={"inputs": reference.to_dict(), "background": background_of_files(list(used["path"]))},
         weights=head["weights"]["label"])
-    write_model_folder(run.model_dir(name), _files(card, ModelLayout.HEAD, lambda target: shutil.copyfile(saved, target)))
+    write_model_folder(run.model_dir(name),
+                       _files(card, ModelLayout.HEAD, lambda target: shutil.copyfile(saved, target)))
     return card
 
 
@@ -230,7 +226,7 @@ def run_train(config: Config, run: RunDir, samples: pd.DataFrame, consumers: tup
     results = pd.read_csv(run.compare_file("results.csv"), dtype={"model": str, "feature_set": str})
     remove_staging(run.stage_dir(Stage.TRAIN))
     cards = _train_classifiers(config, run, samples, rows, protocol, results)
-    cards += [_train_head(config, run, samples, rows, protocol, b, results) for b in _wanted_heads(config)]
+    cards += [_train_head(config, run, samples, rows, protocol, b, results) for b in wanted_heads(config)]
     written = [card["name"] for card in cards]
     missing = [card["name"] for card in cards if card["evaluation"] is None]
     if missing:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from leukoscope.pipeline.config import Config
-from leukoscope.pipeline.layout import META_COLUMNS, QC_COLUMN
+from leukoscope.pipeline.layout import META_COLUMNS, QC_COLUMN, Stage
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stages.compare import run_compare
 from leukoscope.pipeline.stages.train import run_train
@@ -30,7 +30,7 @@ def official_samples() -> pd.DataFrame:
 
 def write_segmentation(run: RunDir, samples: pd.DataFrame) -> None:
     """The segmentation table the predict stage reads its QC flags from."""
-    run.stage_dir("segmentation")
+    run.stage_dir(Stage.SEGMENTATION)
     samples[META_COLUMNS].assign(**{QC_COLUMN: ""}).to_csv(run.segmentation_table, index=False)
 
 

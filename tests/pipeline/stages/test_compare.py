@@ -10,12 +10,13 @@ import pytest
 
 from leukoscope.classifiers.errors import EvaluationError
 from leukoscope.classifiers.metrics import METRICS
+from leukoscope.classifiers.results import RESULT_COLUMNS
 from leukoscope.pipeline import graph
 from leukoscope.pipeline.config import Config, load_config
 from leukoscope.pipeline.datasets import load_dataset
 from leukoscope.pipeline.graph import run_stages
 from leukoscope.pipeline.rundir import RunDir
-from leukoscope.pipeline.stages.compare import PREDICTION_COLUMNS, RESULT_COLUMNS, run_compare
+from leukoscope.pipeline.stages.compare import PREDICTION_COLUMNS, run_compare
 
 FAST = {"compare.models": "knn", "compare.bootstrap": 200, "compare.folds": 3, "compare.inner_folds": 2,
         "run.quiet": True}

@@ -118,7 +118,8 @@ def test_cells_without_features_get_no_call(tmp_path, model):
 
 def test_features_that_no_longer_match_the_saved_columns_are_refused(tmp_path, model):
     run, samples, config = new_run(tmp_path, model, edit=lambda t: t.rename(columns={"morph_3": "morph_x"}))
-    with pytest.raises(ModelFolderError, match="no longer match.*column 4 \\('morph_x' here, 'morph_3' in the model\\)"):
+    expected = "no longer match.*column 4 \\('morph_x' here, 'morph_3' in the model\\)"
+    with pytest.raises(ModelFolderError, match=expected):
         run_predict(config, run, samples)
 
 
@@ -142,7 +143,8 @@ def test_predict_needs_only_the_stages_of_the_model(tmp_path, model):
 
 def test_the_command_line_takes_the_settings_from_the_model(tmp_path, model, capsys):
     folder = model[0].model_dir(MODEL)
-    args = cli.build_parser().parse_args(["predict", "--model", str(folder), "--data", "d", "--out", "o", "--jobs", "2"])
+    argv = ["predict", "--model", str(folder), "--data", "d", "--out", "o", "--jobs", "2"]
+    args = cli.build_parser().parse_args(argv)
     config = cli.resolve_config(args)
     card = json.loads((folder / ModelLayout.CARD).read_text())
     assert (config.data.path, config.run.out, config.run.jobs, config.predict.model) == ("d", "o", 2, str(folder))
