@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from leukoscope.classifiers.featuresets import NO_WEIGHTS
 from leukoscope.classifiers.metrics import predict_labels
 from leukoscope.classifiers.results import summarise
 from leukoscope.classifiers.shift import InputReference, ShiftTally, background_shift
@@ -110,12 +112,13 @@ def _joined_flags(*flags: str) -> str:
     return ";".join(f for f in dict.fromkeys(flags) if f)
 
 
-def _check_columns(folder: ModelFolder, run: RunLayout) -> list:
+def _check_columns(folder: ModelFolder, run: RunLayout) -> list[Path]:
     """The feature tables of the model's inputs, refused when their columns differ from the saved list."""
+    inputs = folder.card["inputs"]
     paths = []
-    for entry in folder.card["inputs"]["tables"]:
-        name = entry["table"]
-        path = run.handcrafted_table if name == "handcrafted" else run.embeddings_table(name.removeprefix("cnn_"))
+    for entry in inputs["tables"]:
+        path = (run.handcrafted_table if entry["table"] == "handcrafted"
+                else run.embeddings_table(inputs["backbone"]["name"]))
         found, saved = table_columns(path), entry["columns"]
         if found != saved:
             first = next((i for i, (a, b) in enumerate(zip(found, saved)) if a != b), min(len(found), len(saved)))
@@ -195,11 +198,15 @@ def _write_metrics(output: _Output, run: RunDir, config: Config) -> int:
     card = output.card
     frame = pd.concat(output.labelled, ignore_index=True).assign(
         protocol=PROTOCOL, fold="", model=card["model"], feature_set=card["feature_set"])[PREDICTION_COLUMNS]
-    weights = (card["inputs"].get("backbone") or {}).get("weights", {}).get("label", "none")
+    weights = (card["inputs"].get("backbone") or {}).get("weights", {}).get("label", NO_WEIGHTS)
     results = summarise(frame, {card["feature_set"]: card["training"]["cells"]}, {card["feature_set"]: weights},
                         n_boot=config.compare.bootstrap, seed=config.run.seed)
     write_csv(results, run.predict_file("results.csv"))
     return len(frame)
+
+
+def _submission_path(run: RunLayout, split: str) -> Path:
+    return run.predict_file(f"cnmc_{split}_submission.zip")
 
 
 def _write_submissions(output: _Output, run: RunDir) -> list[str]:
@@ -212,7 +219,7 @@ def _write_submissions(output: _Output, run: RunDir) -> list[str]:
             log.warning("predict: no C-NMC submission for %s: %d image number(s) have no call (first %d)",
                         split, len(missing), missing[0])
             continue
-        target = run.predict_file(f"cnmc_{split}_submission.zip")
+        target = _submission_path(run, split)
         write_submission(calls, target)
         written.append(str(target))
     return written
@@ -232,6 +239,9 @@ def run_predict(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
     order = {sample_id: i for i, sample_id in enumerate(samples["sample_id"])}
     qc = _qc_flags(run)
     run.stage_dir(Stage.PREDICT)
+    for stale in (run.predict_file("results.csv"), run.predict_file("warnings.txt"),
+                  *(_submission_path(run, split) for split in TEST_SPLITS)):
+        stale.unlink(missing_ok=True)  # of an earlier predict in this run directory
     with atomic_path(run.predictions_table) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
         output = _Output(folder, samples, handle)
         chunks = (_head_chunks(folder, config, run, samples, qc) if folder.card["kind"] == "head"
@@ -244,10 +254,8 @@ def run_predict(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
     write_csv(output.shift.table(), run.predict_file("shift.csv"))
     backgrounds = background_of_files(list(samples["path"]))
     warnings = _warnings(output, backgrounds)
-    warnings_path = run.predict_file("warnings.txt")
-    warnings_path.unlink(missing_ok=True)
     if warnings:
-        write_text("".join(f"WARNING: {w}\n" for w in warnings), warnings_path)
+        write_text("".join(f"WARNING: {w}\n" for w in warnings), run.predict_file("warnings.txt"))
     for warning in warnings:
         log.warning("predict: %s", warning)
     labelled = _write_metrics(output, run, config)

@@ -87,7 +87,9 @@ def test_predictions_match_compare_and_every_output_is_written(tmp_path, model):
 
 def test_unlabelled_cells_get_predictions_but_no_metrics(tmp_path, model):
     run, samples, config = new_run(tmp_path, model)
-    run_predict(config, run, samples.assign(label=""))
+    run_predict(config, run, samples)
+    assert run.predict_file("results.csv").exists()
+    run_predict(config, run, samples.assign(label=""))  # the earlier metrics must not stay behind
     predictions = pd.read_csv(run.predictions_table, keep_default_na=False)
     assert (predictions["label"] == "").all() and not run.predict_file("results.csv").exists()
     assert (pd.read_csv(run.subjects_table, keep_default_na=False)["label"] == "").all()
