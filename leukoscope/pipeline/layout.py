@@ -9,11 +9,13 @@ Nothing else in leukoscope builds a path inside a run directory by hand; stages 
         rejected.csv      path, stage, reason
         segmentation/     masks/<id>.png, overlays/<id>.png, montage.png, segmentation.csv,
                           summary.csv, cache/segment-<settings>/<image sha256>.npz
-        features/         handcrafted.csv, columns.csv, cnn_<backbone>.csv,
+        features/         handcrafted.csv, columns.csv, surround.csv, cnn_<backbone>.csv,
                           cache/{handcrafted,cnn_<backbone>[_mirror]}-<settings>/<key>.npz
         heads/            <backbone>/model.keras, head.json, history.csv, learning_curve.png;
                           predictions.csv
-        compare/          results.csv, predictions.csv, feature_sets.csv, report.md, report.html, *.png
+        compare/          results.csv, predictions.csv, feature_sets.csv, class_counts.csv, paired.csv,
+                          nested_chosen.csv, nested_inner_scores.csv, calibration.csv, repeats.csv,
+                          confound.csv, report.md, report.html, *.png
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ QC_COLUMN = "qc_flag"
 WEIGHTS_COLUMN = "weights"
 #: out-of-fold predictions, written by the heads and compare stages
 PREDICTION_COLUMNS = ["sample_id", "subject", "protocol", "fold", "model", "feature_set", "y_true", "y_score", "y_pred"]
+#: the heads' two sigmoid outputs (HEM, ALL), kept beside P(ALL) in heads/predictions.csv
+HEAD_OUTPUT_COLUMNS = ["out_hem", "out_all"]
+#: the resampling unit of a compare prediction (subject, block, or "" for each cell its own)
+UNIT_COLUMN = "unit"
 
 #: folder of each stage's outputs (the embeddings are features too)
 _FOLDERS = {
@@ -144,6 +150,11 @@ class RunLayout:
     def columns_table(self) -> Path:
         return self.folder(Stage.HANDCRAFTED) / "columns.csv"
 
+    @property
+    def surround_table(self) -> Path:
+        """Colour of the pixels outside each cell (the confound check; not a feature set)."""
+        return self.folder(Stage.HANDCRAFTED) / "surround.csv"
+
     def embeddings_table(self, backbone: str) -> Path:
         return self.folder(Stage.EMBEDDINGS) / f"{cnn_name(backbone)}.csv"
 
@@ -161,6 +172,7 @@ class RunLayout:
 
 
 __all__ = [
-    "META_COLUMNS", "MANIFEST_COLUMNS", "PREDICTION_COLUMNS", "QC_COLUMN", "REJECTED_COLUMNS", "WEIGHTS_COLUMN",
+    "HEAD_OUTPUT_COLUMNS", "META_COLUMNS", "MANIFEST_COLUMNS", "PREDICTION_COLUMNS", "QC_COLUMN", "REJECTED_COLUMNS",
+    "UNIT_COLUMN", "WEIGHTS_COLUMN",
     "RunLayout", "Stage", "cache_key", "cnn_name", "head_name", "missing_mask_reason", "sha256_file",
 ]
