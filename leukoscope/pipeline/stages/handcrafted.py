@@ -35,13 +35,13 @@ import pandas as pd
 
 from leukoscope import __version__
 from leukoscope.features.choices import Family
-from leukoscope.features.surround import SURROUND_COLUMNS, surround_features
 from leukoscope.features.registry import (
     compute_features,
     data_dictionary,
     feature_names,
     resolve_families,
 )
+from leukoscope.features.surround import SURROUND_COLUMNS, surround_features
 from leukoscope.pipeline.atomic import atomic_path, remove_leftovers, write_csv
 from leukoscope.pipeline.cache import ResultCache
 from leukoscope.pipeline.config import Config
