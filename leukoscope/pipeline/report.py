@@ -294,7 +294,7 @@ def feature_set_blocks(evaluation: Evaluation) -> list[Block]:
             Block("p", "Rule: a row whose features are all NaN (rejected or degenerate cell) is dropped; a row with "
                        "some NaN is kept and its gaps are imputed by the training-part median inside each fold. "
                        "n_missing: labelled samples with no row in the features file."),
-            Block("table", table=evaluation.feature_sets.astype(str))]
+            Block("table", table=evaluation.feature_sets.astype(str).rename(columns={"feature_set": "feature set"}))]
 
 
 def figure_blocks(captions: dict[str, str]) -> list[Block]:

@@ -1,7 +1,7 @@
 """Repeatability: the same config gives the same bytes, whatever the job count or backend.
 
 Every file of a run directory is compared except ``run.json`` (start and end times, the
-command line). ``--jobs`` and ``--backend`` spread segmentation and handcrafted features over
+command line) and the reports' run stamp (the same date and command, one line). ``--jobs`` and ``--backend`` spread segmentation and handcrafted features over
 workers; the CNN runs in the main process, so only the first two are run for those. The
 seeded fine-tuned heads must give the same predictions, report and model weights twice too.
 """

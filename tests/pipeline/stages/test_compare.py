@@ -256,7 +256,8 @@ def test_one_subject_stops_before_any_work(tmp_path):
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_allidb2_best_handcrafted_model_reaches_the_floor(shared_data, tmp_path):
-    """ALL-IDB2, stratified 5-fold, the shipped config: segmentation -> handcrafted features -> SVM."""
+    """ALL-IDB2, stratified 5-fold, the shipped config: segmentation -> handcrafted (and surround) features -> SVM,
+    its nested headline, the baseline and the confound check."""
     samples = load_dataset(shared_data / "all-idb2", "allidb2").samples.assign(sha256="")
     run = RunDir(tmp_path / "run")
     cfg = load_config("allidb2").with_overrides({
@@ -265,9 +266,14 @@ def test_allidb2_best_handcrafted_model_reaches_the_floor(shared_data, tmp_path)
         "compare.feature_sets": "handcrafted", "compare.bootstrap": 200,
     })
     run_stages("compare", cfg, run, samples)
-    results = pd.read_csv(run.path / "compare" / "results.csv")
+    out = run.path / "compare"
+    results = pd.read_csv(out / "results.csv").set_index("role")
     assert set(results["protocol"]) == {"stratified-cv"} and (results["n_test"] == 260).all()
-    assert results["accuracy"].max() >= 0.96
+    assert results.loc["candidate", "accuracy"] >= 0.96
+    assert results.loc["baseline", "balanced_accuracy"] == 0.5 and results.loc["headline", "balanced_accuracy"] >= 0.96
+    assert len(pd.read_csv(out / "class_counts.csv")) == 10 and len(pd.read_csv(out / "paired.csv")) == 2
+    assert pd.read_csv(out / "confound.csv")["confound"].all()  # the smear around the crops gives the label away
+    assert "> Warning: the pixels outside the cells alone tell ALL from HEM" in (out / "report.md").read_text()
 
 
 def test_nothing_to_compare_stops_with_the_fix(tmp_path):
