@@ -140,10 +140,12 @@ def headline_blocks(evaluation: Evaluation) -> list[Block]:
                                  "overstates what it would give on new data."))
     else:
         chosen = "; ".join(f"{c.fold}: {c.model} on {c.feature_set}" for c in evaluation.chosen.itertuples())
-        interval = with_interval(head["balanced_accuracy"], head["balanced_accuracy_ci_low"],
-                                 head["balanced_accuracy_ci_high"], head["balanced_accuracy_ci_note"])
-        blocks.append(Block("p", f"Selection-corrected balanced accuracy: {interval.replace(chr(10), ' ')} "
-                                 f"(95 % interval resampling {unit}). It scores the procedure 'choose the model and "
+        value, interval = with_interval(head["balanced_accuracy"], head["balanced_accuracy_ci_low"],
+                                        head["balanced_accuracy_ci_high"], head["balanced_accuracy_ci_note"]
+                                        ).partition("\n")[::2]
+        shown = (f"{value} {interval} (95 % interval resampling {unit})" if interval.startswith("[") else
+                 f"{value} ({interval or 'no interval: compare.bootstrap = 0'})")
+        blocks.append(Block("p", f"Selection-corrected balanced accuracy: {shown}. It scores the procedure 'choose the model and "
                                  f"feature set on inner folds of each training part, then test the choice on the "
                                  f"outer test part' ({evaluation.notes.get('folds', '')}); chosen per fold: {chosen}. "
                                  "Every other row is one fixed model on one feature set, not selection-corrected: "

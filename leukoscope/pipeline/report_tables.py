@@ -89,13 +89,19 @@ def fmt(value: float | None) -> str:
     return "n/a" if value is None or pd.isna(value) else f"{float(value):.3f}"
 
 
+def short_note(note: str) -> str:
+    """``not estimable (2 ALL subjects); not estimable (2 HEM subjects)`` as ``not estimable (2 ALL subjects,
+    2 HEM subjects)``."""
+    return note.replace("); not estimable (", ", ")
+
+
 def with_interval(value: float, low: float, high: float, note: str = "") -> str:
     """``value`` with its interval, or the reason it has none, on a second line.
 
     A zero-width interval is shown as :data:`NO_SPREAD`, never as a pair of equal numbers.
     """
     if isinstance(note, str) and note:
-        return f"{fmt(value)}\n{note}"
+        return f"{fmt(value)}\n{short_note(note)}"
     if pd.isna(low) or pd.isna(high):
         return fmt(value)
     if fmt(low) == fmt(high):
@@ -195,4 +201,4 @@ def glossary(tables: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 __all__ = ["GLOSSARY", "NO_SPREAD", "chosen_display", "confound_display", "counts_display", "fmt", "glossary",
-           "paired_display", "results_table", "verdict", "with_interval"]
+           "paired_display", "results_table", "short_note", "verdict", "with_interval"]

@@ -73,4 +73,5 @@ def test_confound_verdicts_follow_the_lower_bound():
                             "balanced_accuracy_ci_note": ["", "", "not estimable (2 ALL subjects)"]})
     table = confound_table(results)
     assert table["confound"].tolist() == [True, False, False]
-    assert [v.split(":")[0] for v in table["verdict"]] == ["Confound", "No clear confound", "Confound check not conclusive"]
+    assert [v.split(":")[0] for v in table["verdict"]] == ["Confound", "No clear confound",
+                                                           "Confound check not conclusive"]

@@ -75,7 +75,8 @@ def test_report_files_and_their_content(tmp_path):
     assert re.search(r"Selection-corrected balanced accuracy: 0\.\d{3} \[0\.\d{3}, [01]\.\d{3}\] \(95 % interval "
                      r"resampling subjects\)", md)
     assert "chosen per fold: cv_0: svm on handcrafted" in md
-    assert "Majority-class baseline (every test cell called its training part's commoner class): balanced accuracy 0.500" in md
+    assert ("Majority-class baseline (every test cell called its training part's commoner class): balanced "
+            "accuracy 0.500") in md
     assert "Paired with the headline on the same cells: statistically indistinguishable: " in md
     assert "best" not in md.lower()
     assert "| ResNet50 | 0.7591 / 0.7585 / 0.7636 |" in md and "VGG16" not in md  # only the heads that ran

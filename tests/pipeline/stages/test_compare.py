@@ -15,10 +15,10 @@ from leukoscope.features.surround import SURROUND_COLUMNS
 from leukoscope.pipeline import graph
 from leukoscope.pipeline.config import Config, load_config
 from leukoscope.pipeline.datasets import load_dataset
-from leukoscope.pipeline.graph import run_stages
-from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.evaluation import COMPARE_PREDICTION_COLUMNS, RESULT_COLUMNS
+from leukoscope.pipeline.graph import run_stages
 from leukoscope.pipeline.layout import PREDICTION_COLUMNS
+from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stages.compare import run_compare
 
 FAST = {"compare.models": "knn", "compare.bootstrap": 200, "compare.folds": 3, "compare.inner_folds": 2,
@@ -255,7 +255,7 @@ def test_one_subject_stops_before_any_work(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.shared_data
-def test_allidb2_best_handcrafted_model_reaches_the_floor(shared_data, tmp_path):
+def test_allidb2_handcrafted_svm_reaches_the_floor_beside_headline_baseline_and_confound(shared_data, tmp_path):
     """ALL-IDB2, stratified 5-fold, the shipped config: segmentation -> handcrafted (and surround) features -> SVM,
     its nested headline, the baseline and the confound check."""
     samples = load_dataset(shared_data / "all-idb2", "allidb2").samples.assign(sha256="")
