@@ -24,6 +24,7 @@ from leukoscope import __version__
 from leukoscope.classifiers.baselines import CLEAR_MARGIN
 from leukoscope.classifiers.calibration import brier_score, reliability_bins
 from leukoscope.classifiers.choices import Protocol
+from leukoscope.classifiers.featuresets import head_name
 from leukoscope.classifiers.metrics import THRESHOLD
 from leukoscope.features.backbones import get_backbone
 from leukoscope.pipeline.atomic import write_png, write_text
@@ -250,7 +251,7 @@ def paper_table(evaluation: Evaluation, config: Config) -> pd.DataFrame:
     keras = evaluation.keras.set_index("feature_set") if len(evaluation.keras) else pd.DataFrame()
     rows = []
     for paper in PAPER_TABLE1.itertuples(index=False):
-        ours = heads[heads["feature_set"] == f"head_{paper.backbone}"]
+        ours = heads[heads["feature_set"] == head_name(paper.backbone)]
         if ours.empty:
             continue
         row = ours.iloc[0]
@@ -264,10 +265,12 @@ def paper_table(evaluation: Evaluation, config: Config) -> pd.DataFrame:
             if k is None or pd.isna(k["keras_accuracy"]) else
             " / ".join(fmt(k[f"keras_{m}"]) for m in ("accuracy", "precision", "recall")),
             "ours, ALL class": " / ".join(fmt(row[m]) for m in ("accuracy", "precision", "recall")),
-            "differs in": f"data: {data}, {row['n_test']} test cells (paper: C-NMC 2019 validation); split: "
-                          f"{evaluation.protocol.value} (paper: not stated); weights: {row['weights']} (paper: "
-                          f"ImageNet); input: {size} px (paper: not stated); epochs: up to {config.heads.epochs} "
-                          "(paper: up to 15)",
+            "differs in": "\n".join([  # one difference a line
+                f"data: {data}, {row['n_test']} test cells (paper: C-NMC 2019 validation);",
+                f"split: {evaluation.protocol.value} (paper: not stated);",
+                f"weights: {row['weights']} (paper: ImageNet);",
+                f"input: {size} px (paper: not stated);",
+                f"epochs: up to {config.heads.epochs} (paper: up to 15)"]),
         })
     return pd.DataFrame(rows)
 
@@ -281,7 +284,9 @@ def paper_blocks(evaluation: Evaluation, config: Config) -> list[Block]:
                                     "sigmoid heads trained on frozen backbones (the paper's fine-tuning): there is "
                                     "nothing like for like to put beside it.")]
     return blocks + [
-        Block("p", "The study's precision and recall fit Keras' element-wise counting over both one-hot sigmoid "
+        Block("p", "Our heads, like the study's, are sigmoid heads trained on frozen backbones (the paper's "
+                   "fine-tuning); only the backbones whose heads ran here are listed. "
+                   "The study's precision and recall fit Keras' element-wise counting over both one-hot sigmoid "
                    "outputs, not precision and recall of the ALL class: its EfficientNet B0 row (0.5 / 0.5 / 1.0, "
                    "'classified the images into one class') is exactly what both outputs on for every cell gives "
                    "under that counting. Our heads are shown counted both ways; the study's split is not shown to be "
@@ -338,7 +343,9 @@ def _figures(folder: Path, evaluation: Evaluation) -> dict[str, str]:
     headline = predictions[(predictions["model"] == HEADLINE[0]) & (predictions["feature_set"] == HEADLINE[1])]
     (folder / RELIABILITY_PNG).unlink(missing_ok=True)
     if len(headline):
-        label = f"headline (nested / selected), Brier {brier_score(headline['y_true'], headline['y_score']):.3f}"
+        weights = evaluation.results.set_index(["model", "feature_set"]).loc[HEADLINE, "weights"]
+        label = (f"headline (nested / selected{'' if weights == 'none' else f', {weights} weights'}), "
+                 f"Brier {brier_score(headline['y_true'], headline['y_score']):.3f}")
         image, captions[RELIABILITY_PNG] = reliability_figure({label: reliability_bins(headline["y_true"],
                                                                                        headline["y_score"])})
         write_png(image, folder / RELIABILITY_PNG)

@@ -8,6 +8,8 @@ undefined value, and an interval on the cell's second line, or the reason it is 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -89,10 +91,13 @@ def fmt(value: float | None) -> str:
     return "n/a" if value is None or pd.isna(value) else f"{float(value):.3f}"
 
 
+_BOTH = re.compile(r"not estimable \((\d+) ALL (\w+)\); not estimable \((\d+) HEM \2\)")
+
+
 def short_note(note: str) -> str:
-    """``not estimable (2 ALL subjects); not estimable (2 HEM subjects)`` as ``not estimable (2 ALL subjects,
-    2 HEM subjects)``."""
-    return note.replace("); not estimable (", ", ")
+    """``not estimable (2 ALL subjects); not estimable (2 HEM subjects)`` as ``not estimable (2 ALL, 2 HEM
+    subjects)``; other notes as they are."""
+    return _BOTH.sub(r"not estimable (\1 ALL, \3 HEM \2)", note)
 
 
 def with_interval(value: float, low: float, high: float, note: str = "") -> str:

@@ -35,11 +35,13 @@ def widths(page: str, width: int, folder) -> tuple[int, int]:
     """``(document scroll width, viewport width)`` of ``page`` rendered ``width`` px wide."""
     path = folder / f"probe-{width}.html"
     path.write_text(page.replace("</body>", PROBE), encoding="utf-8")
+    assert CHROMIUM is not None
     dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                           f"--window-size={width},900", "--dump-dom", path.as_uri()],
                          capture_output=True, text=True, timeout=120, check=True).stdout
-    scroll, client = re.search(r'data-width="(\d+) (\d+)"', dom).groups()
-    return int(scroll), int(client)
+    found = re.search(r'data-width="(\d+) (\d+)"', dom)
+    assert found is not None, dom[-500:]
+    return int(found.group(1)), int(found.group(2))
 
 
 @pytest.mark.slow
