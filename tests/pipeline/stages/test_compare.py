@@ -12,9 +12,10 @@ import pytest
 from leukoscope.classifiers.errors import EvaluationError
 from leukoscope.classifiers.metrics import METRICS
 from leukoscope.features.surround import SURROUND_COLUMNS
-from leukoscope.pipeline import graph
+from leukoscope.pipeline import cli, graph
 from leukoscope.pipeline.config import Config, load_config
 from leukoscope.pipeline.datasets import load_dataset
+from leukoscope.pipeline.demo import generate_demo
 from leukoscope.pipeline.evaluation import COMPARE_PREDICTION_COLUMNS, RESULT_COLUMNS
 from leukoscope.pipeline.graph import run_stages
 from leukoscope.pipeline.layout import PREDICTION_COLUMNS
@@ -282,3 +283,21 @@ def test_nothing_to_compare_stops_with_the_fix(tmp_path):
     write_features(run, samples)
     with pytest.raises(EvaluationError, match="nothing to compare.*features.backbones"):
         run_compare(config(run, **{"compare.feature_sets": "cnn", "features.backbones": "none"}), run, samples)
+
+
+@pytest.mark.slow
+def test_demo_report_has_baseline_counts_headline_and_paired_and_warns(tmp_path):
+    """The demo layout (12 subjects, 2 of each class in the preliminary test set) through the command line."""
+    data = tmp_path / "demo"
+    generate_demo(data, subjects=12, cells=48, seed=0)
+    out = tmp_path / "run"
+    assert cli.main(["compare", "--config", "demo", "--data", str(data), "--out", str(out), "--backbones", "none",
+                     "--heads", "none", "--feature-sets", "handcrafted", "--models", "logreg,knn", "--quiet"]) == 0
+    results = pd.read_csv(out / "compare" / "results.csv")
+    assert list(results["role"]) == ["headline", "baseline", "candidate", "candidate"]
+    assert len(pd.read_csv(out / "compare" / "class_counts.csv")) == 2
+    assert len(pd.read_csv(out / "compare" / "paired.csv")) == 3
+    report = (out / "compare" / "report.md").read_text()
+    assert "> Synthetic data" in report and "> Warning: the test cells come from 2 ALL subjects and 2 HEM subjects" \
+        in report
+    assert not re.search(r"\[(\d\.\d{3}), (\d\.\d{3})\]", report)  # every interval rests on 2 subjects a class
