@@ -15,7 +15,11 @@ import numpy as np
 from leukoscope.segmentation.cell import SegmentationResult
 from leukoscope.segmentation.choices import QCFlag
 from leukoscope.segmentation.cleanup import clean_mask, remove_small_objects
+from leukoscope.segmentation.qc import join_flags, label_flags, split_flags
 from leukoscope.segmentation.unet import decode_output, encode_input
+
+#: flags of the threshold result that describe the image, not the threshold labels: kept
+IMAGE_FLAGS = (QCFlag.MULTIPLE_CELLS, QCFlag.DEBRIS_REMOVED)
 
 
 def model_side(model: Any) -> int:
@@ -116,13 +120,14 @@ def refine_result(model: Any, image: np.ndarray, result: SegmentationResult, *, 
     Returns
     -------
     SegmentationResult
-        Same surround and thresholds; refined labels; ``qc_flag`` recomputed from them
-        (``no_cell``, ``no_nucleus`` or empty), so a cell the thresholding missed but the
-        refiner found is no longer flagged.
+        Same surround, thresholds and ``excluded_area``; refined labels; ``qc_flag`` holds the
+        threshold result's :data:`IMAGE_FLAGS` and the flags of the refined labels
+        (:func:`~leukoscope.segmentation.qc.label_flags`), so a cell the thresholding missed
+        but the refiner found is no longer flagged.
     """
     (labels,) = refine_labels(model, [image], [result.labels], min_size=min_size)
-    flag = "" if (labels == 2).any() else QCFlag.NO_NUCLEUS.value if labels.any() else QCFlag.NO_CELL.value
-    return dataclasses.replace(result, labels=labels, qc_flag=flag)
+    kept = [flag for flag in split_flags(result.qc_flag) if flag in IMAGE_FLAGS]
+    return dataclasses.replace(result, labels=labels, qc_flag=join_flags(kept + label_flags(image, labels)))
 
 
 __all__ = ["model_side", "refine_labels", "refine_result", "tidy_labels"]
