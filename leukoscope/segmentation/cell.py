@@ -236,7 +236,7 @@ def segment_cell(
     if nucleus.flag is not None:
         flags.append(nucleus.flag)
     if background is Background.SMEAR:
-        cell = split_touching(cell, nucleus.mask, min_solidity=split_solidity)
+        cell = split_touching(cell, nucleus.seed, min_solidity=split_solidity)
 
     labels = np.zeros(image.shape[:2], dtype=np.uint8)
     inner = labels[window]

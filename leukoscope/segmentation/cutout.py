@@ -30,8 +30,9 @@ def expert_cutout(image: np.ndarray, labels: np.ndarray, *, margin: int) -> np.n
     Returns
     -------
     (H, W, 3) uint8 ndarray
-        A copy of ``image``, (0, 0, 0) farther than ``margin`` from the cell (Euclidean
-        distance on the pixel grid, as a disc-shaped structuring element).
+        A copy of ``image``, (0, 0, 0) wherever the Euclidean distance to the nearest cell
+        pixel is more than ``margin`` (a dilation by the disc of pixel offsets
+        ``dx**2 + dy**2 <= margin**2``).
 
     Raises
     ------
@@ -46,7 +47,8 @@ def expert_cutout(image: np.ndarray, labels: np.ndarray, *, margin: int) -> np.n
         raise ValueError(f"margin must be 0 or more pixels, got {margin}")
     keep = (labels > 0).astype(np.uint8)
     if margin:
-        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+        offsets = np.arange(-margin, margin + 1)
+        disc = (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= margin**2).astype(np.uint8)
         keep = cv2.dilate(keep, disc, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     out = image.copy()
     out[keep == 0] = 0

@@ -47,11 +47,15 @@ class Nucleus:
         Threshold of the (enhanced) channel that gave ``mask``.
     flag : QCFlag or None
         ``nucleus_inverted_fixed``, ``nucleus_inverted``, ``ring_nucleus`` or None.
+    seed : (H, W) bool ndarray
+        Every pixel that either threshold called nucleus (``mask`` itself when the first
+        passed): stained parts of the white cell, which seed the red-cell split.
     """
 
     mask: np.ndarray
     threshold: float
     flag: QCFlag | None
+    seed: np.ndarray
 
 
 def _threshold(image, cell, channel, method, enhance, min_size) -> tuple[np.ndarray, np.ndarray, float]:
@@ -104,9 +108,9 @@ def find_nucleus(
     raw, filled, threshold = _threshold(image, cell, channel, method, enhance, min_size)
     problem = _problem(image, cell, raw, filled)
     if problem is None:
-        return Nucleus(filled, threshold, None)
+        return Nucleus(filled, threshold, None, filled)
     fallback = Channel.STAIN if Channel(channel) is FALLBACK_CHANNEL else FALLBACK_CHANNEL
     raw2, filled2, threshold2 = _threshold(image, cell, fallback, method, enhance, min_size)
     if raw2.any() and _problem(image, cell, raw2, filled2) is None:
-        return Nucleus(filled2, threshold2, QCFlag.NUCLEUS_INVERTED_FIXED)
-    return Nucleus(filled, threshold, problem)
+        return Nucleus(filled2, threshold2, QCFlag.NUCLEUS_INVERTED_FIXED, filled | filled2)
+    return Nucleus(filled, threshold, problem, filled | filled2)
