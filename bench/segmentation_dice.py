@@ -14,7 +14,8 @@ its expert cell mask dilated by each margin (everything farther set to black,
 :func:`~leukoscope.segmentation.cutout.expert_cutout`) and segmented with the defaults and
 ``background = "black"`` (as configs/cnmc.toml); per set and margin, beside the whole smear
 crop: mean nucleus and cell Dice, the images whose nucleus Dice is below 0.5 and how many of
-them carry a qc_flag, and how often each flag was raised.
+them carry a qc_flag, on how many cut-outs the surround test found smear, and how often each
+flag was raised; then on how many of 200 synthetic demo cells (no surround) the test fires.
 
 Usage::
 
@@ -40,7 +41,8 @@ from leukoscope.pipeline.config import SegmentationConfig
 from leukoscope.pipeline.groundtruth import match_masks, read_expert_mask
 from leukoscope.pipeline.imageio import read_image
 from leukoscope.pipeline.segment import segmentation_options
-from leukoscope.segmentation.cell import segment_cell
+from leukoscope.pipeline.synthetic import Stain, synthesize_cell
+from leukoscope.segmentation.cell import BLACK_LEVEL, segment_cell
 from leukoscope.segmentation.channels import extract_channel
 from leukoscope.segmentation.choices import Channel, Enhancement, ThresholdMethod
 from leukoscope.segmentation.cleanup import keep_central_component
@@ -48,6 +50,7 @@ from leukoscope.segmentation.cutout import expert_cutout
 from leukoscope.segmentation.enhance import enhance_channel
 from leukoscope.segmentation.metrics import dice
 from leukoscope.segmentation.qc import split_flags
+from leukoscope.segmentation.surround import surround_test
 from leukoscope.segmentation.threshold import compute_threshold
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +70,7 @@ README_BASELINES = [
     ("ALL-IDB2", "cell", Channel.SATURATION, Enhancement.NONE, ThresholdMethod.TRIANGLE, None),
 ]
 METHODS = (ThresholdMethod.OTSU, ThresholdMethod.TRIANGLE)  # zack == triangle: not repeated
+DEMO_CELLS = 200  # synthetic cells on which the surround test must not fire
 
 
 def load_sets(data: Path) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
@@ -100,12 +104,14 @@ def cutout_scores(pairs: list[tuple[np.ndarray, np.ndarray]], options: dict, mar
     ``margin`` None segments the whole smear crop with ``options``; a number segments the
     cut-out of that margin on black.
     """
-    nucleus, cell, low, flagged, counts = [], [], 0, 0, Counter()
+    nucleus, cell, low, flagged, surrounds, counts = [], [], 0, 0, 0, Counter()
     for image, truth in pairs:
         if margin is None:
             result = segment_cell(image, **options)
         else:
-            result = segment_cell(expert_cutout(image, truth, margin=margin), **{**options, "background": "black"})
+            cutout = expert_cutout(image, truth, margin=margin)
+            surrounds += surround_test(cutout, cutout.max(axis=2) > BLACK_LEVEL).present
+            result = segment_cell(cutout, **{**options, "background": "black"})
         nucleus.append(dice(result.labels == 2, truth == 2))
         cell.append(dice(result.labels > 0, truth > 0))
         counts.update(flag.value for flag in split_flags(result.qc_flag))
@@ -113,7 +119,8 @@ def cutout_scores(pairs: list[tuple[np.ndarray, np.ndarray]], options: dict, mar
             low += 1
             flagged += bool(result.qc_flag)
     flags = ", ".join(f"{name} {n}" for name, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
-    return [float(np.nanmean(nucleus)), float(np.nanmean(cell)), low, flagged, flags or "-"]
+    return [float(np.nanmean(nucleus)), float(np.nanmean(cell)), low, flagged,
+            "-" if margin is None else surrounds, flags or "-"]
 
 
 def cutout_table(sets: dict, defaults: dict, margins: list[int], jobs: int) -> None:
@@ -123,9 +130,16 @@ def cutout_table(sets: dict, defaults: dict, margins: list[int], jobs: int) -> N
         joblib.delayed(cutout_scores)(sets[name], defaults, margin) for name, margin in tasks
     )
     table("Cut-outs on black (expert cell mask dilated by the margin) and the whole smear crop",
-          ["set", "input", "nucleus Dice", "cell Dice", "nucleus Dice < 0.5", "of which flagged", "flags raised"],
+          ["set", "input", "nucleus Dice", "cell Dice", "nucleus Dice < 0.5", "of which flagged",
+           "surround found", "flags raised"],
           [[name, "smear crop" if margin is None else f"cut-out, margin {margin} px", *row]
            for (name, margin), row in zip(tasks, rows)])
+    found = 0
+    for seed in range(DEMO_CELLS):  # no surround: the test must not fire
+        stain = Stain.random(np.random.default_rng(1000 + seed // 5))
+        image, _ = synthesize_cell(np.random.default_rng(seed), blast=seed % 2 == 0, stain=stain)
+        found += surround_test(image, image.max(axis=2) > BLACK_LEVEL).present
+    print(f"\nsurround found on {found} of {DEMO_CELLS} synthetic demo cells (450x450, no surround)")
 
 
 def naive_dice(pairs, target: str, channel, enhancement, method) -> float:

@@ -183,14 +183,15 @@ def segment_cell(
     min_size : int
         Objects smaller than this many pixels are dropped from both masks.
     split_solidity : float
-        Smear cell masks less solid than this are split from touching red cells; 0 never
-        splits.
+        Smear cell masks less solid than this are split from touching red cells; on black,
+        a main cell object less solid than this is cut at its necks. 0 never splits.
 
     Returns
     -------
     SegmentationResult
-        Labels and thresholds. A blank image, or one where no cell or no nucleus is found,
-        gives an empty (or nucleus-less) mask and a ``qc_flag``; it never raises.
+        Labels, thresholds, QC flags and the excluded area. A blank image, or one where no
+        cell or no nucleus is found, gives an empty (or nucleus-less) mask and a ``qc_flag``;
+        it never raises.
 
     Raises
     ------
@@ -216,9 +217,7 @@ def segment_cell(
         crop, region = image[window], foreground[window] > 0
         cell_threshold = float(BLACK_LEVEL)
         center = ((image.shape[0] - 1) / 2.0 - top, (image.shape[1] - 1) / 2.0 - left)
-        found = main_cell(crop, region, center=center, nucleus_channel=nucleus_channel,
-                          nucleus_method=nucleus_method, enhance=enhance, min_size=min_size,
-                          split_solidity=split_solidity)
+        found = main_cell(crop, region, center=center, split_solidity=split_solidity, **nucleus_options)
         cell, nucleus = found.mask, found.nucleus
         flags.extend(found.flags)
     else:

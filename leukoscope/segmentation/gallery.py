@@ -45,8 +45,9 @@ function show(){
   var label=document.getElementById('label').value, flag=document.getElementById('flag').value, n=0;
   document.querySelectorAll('.card').forEach(function(card){
     var flags=card.dataset.flags ? card.dataset.flags.split(';') : [];
-    var ok=(label==='' || card.dataset.label===label) &&
-      (flag==='' || (flag==='%(any)s' ? flags.length>0 : flag==='%(none)s' ? flags.length===0 : flags.indexOf(flag)>=0));
+    var flagged=flag==='' || (flag==='%(any)s' ? flags.length>0 :
+      flag==='%(none)s' ? flags.length===0 : flags.indexOf(flag)>=0);
+    var ok=(label==='' || card.dataset.label===label) && flagged;
     card.style.display=ok ? '' : 'none'; if(ok){n++;}
   });
   document.getElementById('count').textContent=n;

@@ -69,8 +69,8 @@ def main_cell(
     region: np.ndarray,
     *,
     center: tuple[float, float],
-    nucleus_channel: Channel | str,
-    nucleus_method: ThresholdMethod | str,
+    channel: Channel | str,
+    method: ThresholdMethod | str,
     enhance: Enhancement | str,
     min_size: int,
     split_solidity: float,
@@ -85,8 +85,9 @@ def main_cell(
         Its non-black pixels.
     center : (row, col)
         The point the main cell is nearest to (the cut-out's centre, in ``image``'s frame).
-    nucleus_channel, nucleus_method, enhance
-        Settings of the coarse nucleus.
+    channel, method, enhance
+        Nucleus channel, threshold method and enhancement of the coarse nucleus
+        (:func:`~leukoscope.segmentation.nucleus.find_nucleus`).
     min_size : int
         Smallest object (cell piece or nucleus) considered, in pixels.
     split_solidity : float
@@ -103,8 +104,7 @@ def main_cell(
         objects = fill_holes(remove_small_objects(region, min_size=min_size))
     if not objects.any():
         return MainCell(objects, (), test)
-    nucleus = find_nucleus(image, objects, channel=nucleus_channel, method=nucleus_method,
-                           enhance=enhance, min_size=min_size)
+    nucleus = find_nucleus(image, objects, channel=channel, method=method, enhance=enhance, min_size=min_size)
     count, pieces = cv2.connectedComponents(objects.view(np.uint8), connectivity=8)
     if count == 2 and not solidity(objects) < split_solidity:
         return MainCell(objects, (), test, nucleus)

@@ -33,10 +33,12 @@ def test_cards_are_sorted_by_score_and_escaped():
 
 
 def test_thumbnails_are_inline_pngs_and_nothing_is_fetched():
-    page = gallery_html(_rows(), {"a": np.full((300, 150, 3), 90, np.uint8), "b": thumbnail_png(np.zeros((8, 8, 3), np.uint8))})
+    thumbnails = {"a": np.full((300, 150, 3), 90, np.uint8), "b": thumbnail_png(np.zeros((8, 8, 3), np.uint8))}
+    page = gallery_html(_rows(), thumbnails)
     sources = re.findall(r'src="([^"]*)"', page)
     assert len(sources) == 2 and all(s.startswith("data:image/png;base64,") for s in sources)
-    decoded = [cv2.imdecode(np.frombuffer(base64.b64decode(s.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR) for s in sources]
+    decoded = [cv2.imdecode(np.frombuffer(base64.b64decode(source.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
+               for source in sources]
     assert sorted(image.shape for image in decoded) == [(8, 8, 3), (128, 64, 3)]  # scaled to fit 128
     assert not re.search(r"(https?:|//[a-z]|<link|@import)", page)
 

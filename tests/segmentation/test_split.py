@@ -6,7 +6,6 @@ import math
 
 import cv2
 import numpy as np
-
 import pytest
 
 from leukoscope.segmentation.split import neck_pieces, solidity, split_touching
