@@ -77,3 +77,8 @@ def test_refine_result_recomputes_the_qc_flag(untrained):
     no_nucleus = refine_result(untrained, image, dataclasses.replace(result, labels=(labels > 0).astype(np.uint8)),
                                min_size=4)
     assert no_nucleus.qc_flag == "no_nucleus"
+    # what the image held is kept, what the threshold made of the nucleus is judged again
+    flagged = dataclasses.replace(result, labels=labels, qc_flag="multiple_cells;nucleus_inverted_fixed",
+                                  excluded_area=7)
+    again = refine_result(untrained, image, flagged, min_size=4)
+    assert again.qc_flag == "multiple_cells" and again.excluded_area == 7
