@@ -88,8 +88,7 @@ def _nucleus_basin(cell: np.ndarray, nucleus: np.ndarray) -> np.ndarray:
     from skimage.segmentation import watershed
 
     height, width = cell.shape
-    scale = min(1.0, WORK_SIDE / max(height, width))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    size = _work_scale(cell.shape)
     small_cell = cv2.resize(cell.view(np.uint8), size, interpolation=cv2.INTER_NEAREST)
     small_nucleus = cv2.resize(nucleus.view(np.uint8), size, interpolation=cv2.INTER_NEAREST) & small_cell
     distance = cv2.distanceTransform(small_cell, cv2.DIST_L2, 5)
