@@ -1,7 +1,7 @@
 """Throughput of the whole ``segment`` step on 450x450 C-NMC-sized cells.
 
 Generates the synthetic demo set (C-NMC layout, 450x450 BMP cells on black) unless ``--data``
-names a dataset, then times :func:`leukoscope.pipeline.segment.run_segment` end to end:
+names a dataset, then times :func:`leukoscope.pipeline.stages.segment.run_segment` end to end:
 reading each image, segmenting it, writing its mask and overlay PNGs, the table and the
 montage, with ``--jobs`` workers, twice: from cold (worker start-up and imports included) and
 then with the workers already started (joblib keeps its loky workers between calls), the
@@ -28,7 +28,7 @@ from leukoscope.pipeline.datasets import load_dataset
 from leukoscope.pipeline.demo import generate_demo
 from leukoscope.pipeline.imageio import read_image
 from leukoscope.pipeline.rundir import RunDir
-from leukoscope.pipeline.segment import run_segment
+from leukoscope.pipeline.stages.segment import run_segment
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ folder and prints markdown tables of mean Dice (nucleus and whole cell):
 With ``--cutout`` it prints instead the C-NMC-like cut-out table: every crop is cut out along
 its expert cell mask dilated by each margin (everything farther set to black,
 :func:`~leukoscope.segmentation.cutout.expert_cutout`) and segmented with the defaults and
-``background = "black"`` (as configs/cnmc.toml); per set and margin, beside the whole smear
+``background = "black"`` (as leukoscope/configs/cnmc.toml); per set and margin, beside the whole smear
 crop: mean nucleus and cell Dice, the images whose nucleus Dice is below 0.5 and how many of
 them carry a qc_flag, on how many cut-outs the surround test found smear, and how often each
 flag was raised; then on how many of 200 synthetic demo cells (no surround) the test fires.
@@ -33,6 +33,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -40,7 +41,7 @@ import numpy as np
 from leukoscope.pipeline.config import SegmentationConfig
 from leukoscope.pipeline.groundtruth import match_masks, read_expert_mask
 from leukoscope.pipeline.imageio import read_image
-from leukoscope.pipeline.segment import segmentation_options
+from leukoscope.pipeline.segmentation_settings import segmentation_options
 from leukoscope.pipeline.synthetic import Stain, synthesize_cell
 from leukoscope.segmentation.cell import BLACK_LEVEL, segment_cell
 from leukoscope.segmentation.channels import extract_channel
@@ -190,14 +191,15 @@ def main() -> None:
             out[i][name] = score
         return out
 
-    best = {name: {} for name in names}  # dataset -> the best nucleus and cell settings
+    best: dict[str, dict[str, Any]] = {name: {} for name in names}  # dataset -> the best nucleus and cell settings
     for target, index in (("nucleus", 0), ("cell", 1)):
-        changes = [{f"{target}_channel": c, f"{target}_method": m} for c in Channel for m in METHODS]
+        changes: list[dict[str, Any]] = [{f"{target}_channel": c, f"{target}_method": m}
+                                         for c in Channel for m in METHODS]
         results = sweep(changes)
         for name in names:
             winner = max(range(len(changes)), key=lambda i: results[i][name][index])
             best[name].update(changes[winner])
-        rows = [[f"{c[f'{target}_channel'].value} / {c[f'{target}_method'].value}"]
+        rows: list[list[Any]] = [[f"{c[f'{target}_channel'].value} / {c[f'{target}_method'].value}"]
                 + [r[n][index] for n in names] + [float(np.mean([r[n][index] for n in names]))]
                 for c, r in zip(changes, results)]
         rows.sort(key=lambda r: -r[-1])

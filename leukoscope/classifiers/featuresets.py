@@ -26,6 +26,21 @@ NO_WEIGHTS = "none"
 """The ``weights`` recorded for feature sets without a CNN (handcrafted)."""
 
 
+def cnn_name(backbone: str) -> str:
+    """``cnn_<backbone>``: the feature set of a backbone's embeddings (also its CSV stem and column prefix)."""
+    return f"cnn_{backbone}"
+
+
+def hybrid_name(backbone: str) -> str:
+    """``hybrid_<backbone>``: handcrafted features joined with a backbone's embeddings."""
+    return f"hybrid_{backbone}"
+
+
+def head_name(backbone: str) -> str:
+    """``head_<backbone>``: the feature-set name of a backbone's sigmoid head in predictions."""
+    return f"head_{backbone}"
+
+
 @dataclass(frozen=True, eq=False)
 class FeatureSet:
     """One feature set, ready for the classifiers.
@@ -89,7 +104,9 @@ def weights_of(table: pd.DataFrame) -> str:
     return "+".join(values) or NO_WEIGHTS
 
 
-def _feature_set(name: str, table: pd.DataFrame, columns: list[str], weights: str, pca_columns: np.ndarray) -> FeatureSet:
+def _feature_set(
+    name: str, table: pd.DataFrame, columns: list[str], weights: str, pca_columns: np.ndarray
+) -> FeatureSet:
     x = table[columns].to_numpy(dtype=float, copy=True)
     x[~np.isfinite(x)] = np.nan
     missing = np.isnan(x)
@@ -132,7 +149,9 @@ def single_set(name: str, table: pd.DataFrame, *, source: str) -> FeatureSet:
     return _feature_set(name, table, columns, weights_of(table), np.arange(0))
 
 
-def hybrid_set(backbone: str, handcrafted: pd.DataFrame, embeddings: pd.DataFrame, *, sources: tuple[str, str]) -> FeatureSet:
+def hybrid_set(
+    backbone: str, handcrafted: pd.DataFrame, embeddings: pd.DataFrame, *, sources: tuple[str, str]
+) -> FeatureSet:
     """``hybrid_<backbone>``: handcrafted features joined with the backbone's embeddings.
 
     Only samples present in both tables enter. The embedding columns are listed in
@@ -157,7 +176,8 @@ def hybrid_set(backbone: str, handcrafted: pd.DataFrame, embeddings: pd.DataFram
         embeddings[["sample_id", *cnn_columns]], on="sample_id", how="inner", validate="one_to_one"
     )
     pca = np.arange(len(hand_columns), len(hand_columns) + len(cnn_columns))
-    return _feature_set(f"hybrid_{backbone}", joined, hand_columns + cnn_columns, weights_of(embeddings), pca)
+    return _feature_set(hybrid_name(backbone), joined, hand_columns + cnn_columns, weights_of(embeddings), pca)
 
 
-__all__ = ["FeatureSet", "ID_COLUMNS", "NO_WEIGHTS", "feature_columns", "hybrid_set", "single_set", "weights_of"]
+__all__ = ["FeatureSet", "ID_COLUMNS", "NO_WEIGHTS", "cnn_name", "feature_columns", "head_name", "hybrid_name",
+           "hybrid_set", "single_set", "weights_of"]

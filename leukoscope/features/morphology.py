@@ -41,6 +41,8 @@ following. Comput. Vis. Graph. Image Process. 30(1), 32-46. doi:10.1016/0734-189
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
@@ -128,7 +130,7 @@ def convex_hull_measures(points: np.ndarray) -> tuple[int, float]:
     return pixels, _kulpa(major - minor, minor)
 
 
-def _roughness(contours: list[np.ndarray]) -> float:
+def _roughness(contours: Sequence[np.ndarray]) -> float:
     """RMS distance of contour points from their circular moving average."""
     squared, count = 0.0, 0
     for contour in contours:
@@ -194,8 +196,9 @@ def morphology_features(image: np.ndarray, labels: np.ndarray) -> dict[str, floa
     ----------
     image : (H, W, 3) uint8 ndarray
         RGB cell image (only its size is used).
-    labels : (H, W) uint8 ndarray
-        0 background, 1 cytoplasm, 2 nucleus.
+    labels : (H, W) integer or bool ndarray
+        0 background, 1 cytoplasm, 2 nucleus (any form
+        :func:`~leukoscope.segmentation.labels.as_label_mask` reads).
 
     Returns
     -------

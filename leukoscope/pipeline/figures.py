@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -18,3 +21,49 @@ def figure_to_array(fig: Figure) -> np.ndarray:
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def learning_curve(history: pd.DataFrame, *, title: str, ylabel: str, groups: Sequence[str] = (),
+                   secondary: Sequence[tuple[str, str, str]] = (), secondary_label: str = "") -> np.ndarray:
+    """Training (solid) and validation (dashed, same colour) loss per epoch.
+
+    Parameters
+    ----------
+    history : DataFrame
+        ``epoch``, ``loss`` and ``val_loss`` columns, plus those named in ``groups`` and ``secondary``.
+    title, ylabel : str
+        Figure title and loss axis label.
+    groups : sequence of str
+        Columns whose value combinations each get their own pair of lines (e.g. fold, phase).
+    secondary : sequence of (column, label, colour)
+        Further lines on a second y axis (e.g. validation Dice).
+    secondary_label : str
+        Label of that axis.
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+        The rendered figure.
+    """
+    fig = Figure(figsize=(6.4, 4.0), dpi=100)
+    ax = fig.add_subplot()
+    parts = history.groupby(list(groups), sort=False) if groups else [((), history)]
+    for key, part in parts:
+        prefix = " ".join(str(k) for k in key) + " " if groups else ""
+        line, = ax.plot(part["epoch"], part["loss"], marker="o", ms=3, label=f"{prefix}train" if groups else "training loss")
+        ax.plot(part["epoch"], part["val_loss"], ls="--", color=line.get_color(),
+                label=f"{prefix}validation" if groups else "validation loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if secondary:
+        other = ax.twinx()
+        for column, label, colour in secondary:
+            other.plot(history["epoch"], history[column], ls=":", color=colour, label=label)
+        other.set_ylabel(secondary_label)
+        handles = ax.get_legend_handles_labels()[0] + other.get_legend_handles_labels()[0]
+        ax.legend(handles=handles, fontsize=7, loc="center right")
+    else:
+        ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return figure_to_array(fig)

@@ -13,8 +13,7 @@ import keras
 import numpy as np
 
 from leukoscope.features.embeddings import prepare_batch
-from leukoscope.pipeline.features import read_label_mask
-from leukoscope.pipeline.imageio import read_image
+from leukoscope.pipeline.imageio import read_image, read_label_mask
 
 
 class ImageBatches(keras.utils.PyDataset):

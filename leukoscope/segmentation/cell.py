@@ -27,6 +27,7 @@ from leukoscope.segmentation.channels import check_rgb, extract_channel
 from leukoscope.segmentation.choices import Background, Channel, Enhancement, QCFlag, ThresholdMethod
 from leukoscope.segmentation.cleanup import clean_mask
 from leukoscope.segmentation.enhance import enhance_channel
+from leukoscope.segmentation.labels import CYTOPLASM, NUCLEUS
 from leukoscope.segmentation.maincell import main_cell
 from leukoscope.segmentation.nucleus import find_nucleus
 from leukoscope.segmentation.qc import join_flags, label_flags, qc_score
@@ -35,9 +36,6 @@ from leukoscope.segmentation.threshold import compute_threshold
 
 BLACK_LEVEL = 10  # a pixel whose channels are all <= this is C-NMC's black surround
 BLANK_RANGE = 8  # an image whose pixels all lie this close to its first pixel holds no cell
-BACKGROUND = 0
-CYTOPLASM = 1
-NUCLEUS = 2
 
 
 @dataclass(frozen=True)
@@ -139,7 +137,9 @@ def detect_background(image: np.ndarray) -> Background:
     return Background.BLACK if np.mean(black) >= 0.5 else Background.SMEAR
 
 
-def _empty(shape: tuple[int, ...], background: Background, flag: QCFlag, cell_threshold: float = float("nan")) -> SegmentationResult:
+def _empty(
+    shape: tuple[int, ...], background: Background, flag: QCFlag, cell_threshold: float = float("nan")
+) -> SegmentationResult:
     return SegmentationResult(
         labels=np.zeros(shape[:2], dtype=np.uint8),
         background=background,

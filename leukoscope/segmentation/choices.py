@@ -69,3 +69,5 @@ class QCFlag(str, Enum):
     NC_RATIO_EXTREME = "nc_ratio_extreme"
     NUCLEUS_INVERTED_FIXED = "nucleus_inverted_fixed"
     DEBRIS_REMOVED = "debris_removed"
+    #: the refiner's labels were not used (see :func:`leukoscope.segmentation.refine.refine_result`)
+    REFINER_SKIPPED = "refiner_skipped"

@@ -1,4 +1,4 @@
-"""Pictures for a person to check masks: contour overlays and a montage of them.
+"""Pictures for a person to check masks: contour overlays, a montage of them, whole fields.
 
 An overlay can be drawn on a contrast-stretched copy of the cell (``stretch=True``: the
 1st-99th percentile of all three channels within the cell mapped to 0-255, the same map for
@@ -16,9 +16,13 @@ import numpy as np
 
 from leukoscope.segmentation.channels import check_rgb
 from leukoscope.segmentation.enhance import stretch_contrast
+from leukoscope.segmentation.fields import Detection
+from leukoscope.segmentation.labels import NUCLEUS, as_label_mask
 
 CELL_COLOUR = (0, 255, 255)  # cyan
 NUCLEUS_COLOUR = (255, 255, 0)  # yellow
+BOX_COLOUR = (255, 0, 255)  # magenta: detected cells in a field
+TRUTH_COLOUR = (0, 200, 0)  # green: annotated boxes
 LEGEND_NAMES = ("cell", "nucleus")
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 TEXT_COLOUR = (255, 255, 255)
@@ -92,8 +96,9 @@ def draw_overlay(
     ----------
     image : (H, W, 3) uint8 ndarray
         The RGB image.
-    labels : (H, W) uint8 ndarray
-        0 background, 1 cytoplasm, 2 nucleus.
+    labels : (H, W) integer or bool ndarray
+        0 background, 1 cytoplasm, 2 nucleus (see
+        :func:`~leukoscope.segmentation.labels.as_label_mask`).
     colours : ((R, G, B), (R, G, B))
         Outline colours of the cell and of the nucleus.
     stretch : bool
@@ -108,7 +113,7 @@ def draw_overlay(
         :func:`contour_width` pixels wide; ``S`` (12 to 14 pixels) more rows with a legend.
     """
     image = check_rgb(image)
-    labels = np.asarray(labels)
+    labels = as_label_mask(labels)
     if labels.shape != image.shape[:2]:
         raise ValueError(f"labels are {labels.shape} but the image is {image.shape[:2]}; they must match")
     out = stretch_cell(image, labels) if stretch else image.copy()
@@ -118,7 +123,7 @@ def draw_overlay(
         width = contour_width(labels.shape)
         window, region = out[box], labels[box]
         window[_inner_boundary(region > 0, width)] = colours[0]
-        window[_inner_boundary(region == 2, width)] = colours[1]
+        window[_inner_boundary(region == NUCLEUS, width)] = colours[1]
     if legend:
         out = np.concatenate([out, _legend_strip(out.shape[1], colours, LEGEND_NAMES)], axis=0)
     return out
@@ -129,8 +134,9 @@ def cell_window(labels: np.ndarray, *, margin: float = 0.15) -> tuple[slice, sli
 
     Parameters
     ----------
-    labels : (H, W) uint8 ndarray
-        Label mask (any non-zero pixel is cell).
+    labels : (H, W) integer or bool ndarray
+        Label mask, 0/1/2 (see :func:`~leukoscope.segmentation.labels.as_label_mask`); any
+        non-zero pixel is cell.
     margin : float
         Added on each side, as a fraction of the cell's larger side.
 
@@ -140,7 +146,8 @@ def cell_window(labels: np.ndarray, *, margin: float = 0.15) -> tuple[slice, sli
         Rows and columns of the window, clipped to the image; the whole image when the
         mask is empty.
     """
-    left, top, width, height = cv2.boundingRect((np.asarray(labels) > 0).view(np.uint8))
+    labels = as_label_mask(labels)
+    left, top, width, height = cv2.boundingRect((labels > 0).view(np.uint8))
     if width == 0:
         return slice(None), slice(None)
     half = max(width, height) * (0.5 + margin)
@@ -206,3 +213,63 @@ def montage(
                 cv2.putText(sheet, line, origin, FONT, font_scale, (0, 0, 0), 2, cv2.LINE_AA)  # dark edge
                 cv2.putText(sheet, line, origin, FONT, font_scale, TEXT_COLOUR, 1, cv2.LINE_AA)
     return sheet
+
+
+def draw_field_overlay(
+    image: np.ndarray,
+    detections: Sequence[Detection],
+    *,
+    truth: Sequence[tuple[float, float, float, float]] = (),
+    points: Sequence[tuple[float, float]] = (),
+    captions: Sequence[str] = (),
+    box_colour: tuple[int, int, int] = BOX_COLOUR,
+    truth_colour: tuple[int, int, int] = TRUTH_COLOUR,
+) -> np.ndarray:
+    """A whole field with every detected cell's box and outlines, and the annotated boxes.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 ndarray
+        The RGB field.
+    detections : sequence of Detection
+        White cells found in it (:func:`~leukoscope.segmentation.fields.detect_white_cells`).
+    truth : sequence of (x0, y0, x1, y1)
+        Annotated boxes (x1, y1 exclusive; fractions are cut to whole pixels), drawn in
+        ``truth_colour``; none by default.
+    points : sequence of (x, y)
+        Annotated points (e.g. blast centroids), drawn as crosses in ``truth_colour``.
+    captions : sequence of str
+        Text written in ``box_colour`` above (or, at the field's top, inside) each detection's
+        box, e.g. its number; none by default, else one per detection.
+    box_colour, truth_colour : (R, G, B)
+        Colours of the detection boxes and of the annotated boxes.
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+        A copy of the field: each cell outlined in cyan and its nucleus in yellow (just
+        inside each region, as :func:`draw_overlay`), its box in ``box_colour``, the
+        annotated boxes in ``truth_colour``; lines :func:`contour_width` pixels wide.
+    """
+    if captions and len(captions) != len(detections):
+        raise ValueError(f"got {len(captions)} captions for {len(detections)} detections; "
+                         "give one per detection or none")
+    out = check_rgb(image).copy()
+    width = contour_width(out.shape)
+    for x0, y0, x1, y1 in truth:
+        cv2.rectangle(out, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), truth_colour, width)
+    for x, y in points:
+        cv2.drawMarker(out, (int(round(x)), int(round(y))), truth_colour, cv2.MARKER_CROSS, 8 * width, width)
+    scale = 0.4 * width
+    for index, detection in enumerate(detections):
+        x0, y0, x1, y1 = detection.box
+        window = out[y0:y1, x0:x1]
+        window[_inner_boundary(detection.labels > 0, width)] = CELL_COLOUR
+        window[_inner_boundary(detection.labels == NUCLEUS, width)] = NUCLEUS_COLOUR
+        cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), box_colour, width)
+        if captions:
+            (_, text_height), _ = cv2.getTextSize(captions[index], cv2.FONT_HERSHEY_SIMPLEX, scale, width)
+            baseline = y0 - 2 * width if y0 - 2 * width >= text_height else y0 + text_height + 2 * width
+            cv2.putText(out, captions[index], (x0 + width, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, box_colour,
+                        width, cv2.LINE_AA)
+    return out

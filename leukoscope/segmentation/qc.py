@@ -38,6 +38,7 @@ QC_WEIGHTS: dict[QCFlag, float] = {
     QCFlag.NC_RATIO_EXTREME: 0.5,
     QCFlag.NUCLEUS_INVERTED_FIXED: 0.25,
     QCFlag.DEBRIS_REMOVED: 0.25,
+    QCFlag.REFINER_SKIPPED: 0.25,
 }
 _ORDER = {flag: index for index, flag in enumerate(QCFlag)}
 

@@ -1,10 +1,12 @@
+import dataclasses
 import json
 
 import pandas as pd
 import pytest
 
-from leukoscope.pipeline import cli
+from leukoscope.pipeline import cli, graph
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.rundir import RunDir
 
 from .cnmc_tree import make_cnmc_tree
 
@@ -21,7 +23,8 @@ def test_help_lists_the_subcommands(capsys):
 def test_flags_override_the_config_file(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[run]\njobs = 3\nout = "runs/x"\n[data]\npath = "d"\n')
-    args = cli.build_parser().parse_args(["features", "--config", str(path), "--jobs", "1", "--backbones", "vgg16,resnet50"])
+    args = cli.build_parser().parse_args(["features", "--config", str(path), "--jobs", "1",
+                                          "--backbones", "vgg16,resnet50"])
     config = cli.resolve_config(args)
     assert config.run.jobs == 1 and config.run.out == "runs/x" and config.data.path == "d"
     assert [b.value for b in config.features.backbones] == ["vgg16", "resnet50"]
@@ -30,7 +33,8 @@ def test_flags_override_the_config_file(tmp_path):
 def test_prepare_run_writes_manifest_rejected_and_run_json(tmp_path):
     base = make_cnmc_tree(tmp_path / "data", drop_prelim_files=1)
     config = Config().with_overrides({"data.path": str(base), "run.out": str(tmp_path / "run"), "run.quiet": True})
-    run, samples = cli.prepare_run(config, "segment")
+    run = RunDir(tmp_path / "run")
+    samples = cli.prepare_run(config, run)
     manifest = pd.read_csv(run.manifest_path, dtype=str, keep_default_na=False)
     assert list(manifest.columns) == ["sample_id", "path", "label", "subject", "split", "sha256"]
     assert len(manifest) == len(samples) == 12 + 2 + 2
@@ -55,3 +59,27 @@ def test_demo_data_command(tmp_path, capsys):
     assert cli.main(["demo-data", str(tmp_path / "demo"), "--subjects", "4", "--cells", "4", "--quiet"]) == 0
     assert "demo dataset written" in capsys.readouterr().out
     assert len(list((tmp_path / "demo").rglob("*.bmp"))) == 4
+
+
+def test_a_bug_keeps_its_traceback_and_run_json_says_failed(tmp_path, monkeypatch, capsys):
+    base = make_cnmc_tree(tmp_path / "data")
+
+    def broken(config, run, samples, consumers):
+        raise ValueError("an internal inconsistency")  # a bug, not something the user can fix
+
+    monkeypatch.setitem(graph.STAGES, "segmentation", dataclasses.replace(graph.STAGES["segmentation"], run=broken))
+    with pytest.raises(ValueError, match="an internal inconsistency"):
+        cli.main(["segment", "--data", str(base), "--out", str(tmp_path / "run"), "--quiet"])
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"] == "failed" and info["error"] == "ValueError: an internal inconsistency"
+
+
+def test_a_bad_setting_fails_before_any_stage_runs(tmp_path, capsys):
+    base = make_cnmc_tree(tmp_path / "data")
+    code = cli.main(["features", "--data", str(base), "--out", str(tmp_path / "run"), "--quiet",
+                     "--backbones", "xception", "--weights", str(tmp_path / "no-such-folder")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "key 'features.weights'" in err[0] and "no-such-folder" in err[0]
+    assert "allowed: 'auto', 'imagenet', 'random' or an existing folder" in err[0]
+    assert not (tmp_path / "run").exists()  # the config is checked before the run directory is made

@@ -2,14 +2,12 @@ import keras
 import numpy as np
 import pytest
 
-from leukoscope.segmentation.unet import (
+from leukoscope.segmentation.unet import MODEL_NAME, DiceCrossEntropy, build_unet
+from leukoscope.segmentation.unet_encoding import (
     INPUT_CHANNELS,
-    MODEL_NAME,
     N_CLASSES,
-    DiceCrossEntropy,
     Window,
     augment_batch,
-    build_unet,
     crop_window,
     decode_output,
     encode_input,

@@ -1,0 +1,252 @@
+"""The ``handcrafted`` stage: handcrafted features of every segmented cell.
+
+Reads each image and its label mask ``RUN/segmentation/masks/<sample_id>.png``, computes the
+configured families (:mod:`leukoscope.features.registry`) in parallel with bounded memory,
+and writes::
+
+    RUN/features/handcrafted.csv   sample_id, subject, label, split, <features>, qc_flag
+    RUN/features/columns.csv       name, family, region, description, unit
+    RUN/features/cache/handcrafted-<settings>/<key>.npz   one entry per finished sample
+
+When the segmentation runs in the same command, its workers measure each cell while it is in
+memory (:class:`MeasureCell`, fused by :mod:`leukoscope.pipeline.graph`) and this stage only
+reads their cache entries back. The cache key of a sample is the SHA-256 of its image's and its
+mask's SHA-256 (:func:`~leukoscope.pipeline.layout.cache_key`), and the cache folder is named by
+the feature settings, so a run killed half way recomputes only the samples without an entry, a
+rerun with nothing changed computes nothing, and the final CSV is the same whatever the
+interruption, job count, backend or fusion. Floats are written in their shortest exact form, so
+the CSV reads back bit for bit, as float columns.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from leukoscope import __version__
+from leukoscope.features.choices import Family
+from leukoscope.features.registry import (
+    compute_features,
+    data_dictionary,
+    feature_names,
+    resolve_families,
+)
+from leukoscope.pipeline.atomic import atomic_path, remove_leftovers, write_csv
+from leukoscope.pipeline.cache import ResultCache
+from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.freshness import settings_of
+from leukoscope.pipeline.imageio import ImageReadError, MaskReadError, read_image, read_label_mask
+from leukoscope.pipeline.layout import (
+    META_COLUMNS,
+    QC_COLUMN,
+    RunLayout,
+    Stage,
+    cache_key,
+    missing_mask_reason,
+    sha256_file,
+)
+from leukoscope.pipeline.parallel import parallel_map
+from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.stage import StageSpec
+
+log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 256
+
+
+class _Task(NamedTuple):
+    sample_id: str
+    path: str
+    mask_path: str
+    key: str
+
+
+class _Outcome(NamedTuple):
+    values: np.ndarray | None
+    qc_flag: str
+    error: str
+
+
+def _measure(image: np.ndarray, labels: np.ndarray, *, families: tuple[Family, ...], names: list[str],
+             distance: int, levels: int) -> _Outcome:
+    result = compute_features(image, labels, families=families, haralick_distance=distance, haralick_levels=levels)
+    values = np.array([result.values[name] for name in names], dtype=np.float64)
+    return _Outcome(values, result.qc_flag, "")
+
+
+def measure_sample(task: _Task, *, families: tuple[Family, ...], names: list[str], distance: int,
+                   levels: int) -> _Outcome:
+    """Features of one sample (runs in a worker); unusable files give an error, not an exception."""
+    try:
+        image = read_image(task.path)
+        labels = read_label_mask(task.mask_path, image_shape=image.shape[:2], image_name=Path(task.path).name)
+    except (ImageReadError, MaskReadError) as exc:
+        return _Outcome(None, "", str(exc))
+    return _measure(image, labels, families=families, names=names, distance=distance, levels=levels)
+
+
+def _cached(cache: ResultCache, key: str, n_values: int) -> tuple[np.ndarray, str] | None:
+    entry = cache.load(key)
+    if entry is None or entry.get("values", np.empty(0)).shape != (n_values,) or "qc_flag" not in entry:
+        return None
+    return entry["values"], str(entry["qc_flag"])
+
+
+class _Planned(NamedTuple):
+    meta: tuple[str, ...]  # META_COLUMNS of the sample
+    task: _Task
+    cached: bool
+
+
+class _Row(NamedTuple):
+    meta: tuple[str, ...]
+    values: np.ndarray
+    qc_flag: str
+    computed: bool
+
+
+def _plan(samples: pd.DataFrame, run: RunDir, cache: ResultCache) -> tuple[list[_Planned], list[dict[str, str]]]:
+    """Which samples have a mask, and whether their features are cached; the others rejected.
+
+    A sample the segmentation stage rejected without writing a mask is left out silently (its
+    reason is in rejected.csv already); one it rejected for another reason (e.g. an unusable
+    expert mask) but segmented still gets its features.
+    """
+    rejected = run.read_rejected()
+    failed_segmentation = set(rejected.loc[rejected["stage"] == Stage.SEGMENTATION.value, "path"])
+    plan, rejects = [], []
+    for sample in samples.itertuples(index=False):
+        mask_path = run.mask_path(sample.sample_id)
+        if not mask_path.exists():
+            if sample.path in failed_segmentation:
+                continue  # already in rejected.csv with the segmentation's reason
+            rejects.append({"path": sample.path, "reason": missing_mask_reason(mask_path)})
+            continue
+        key = cache_key(sample.sha256 or sha256_file(sample.path), mask_path)
+        task = _Task(sample.sample_id, sample.path, str(mask_path), key)
+        plan.append(_Planned(tuple(getattr(sample, c) for c in META_COLUMNS), task, key in cache))
+    return plan, rejects
+
+
+def _rows(plan: list[_Planned], outcomes: Iterator[_Outcome], worker: Callable[[_Task], _Outcome],
+          cache: ResultCache, n_values: int, rejects: list[dict[str, str]]) -> Iterator[_Row]:
+    """The rows in sample order: cached ones read back, the others taken from the workers."""
+    for item in plan:
+        if item.cached:
+            hit = _cached(cache, item.task.key, n_values)
+            if hit is not None:
+                yield _Row(item.meta, *hit, computed=False)
+                continue
+            outcome = worker(item.task)  # the entry vanished or was damaged since planning
+        else:
+            outcome = next(outcomes)  # pending tasks come back in plan order
+        if outcome.error:
+            rejects.append({"path": item.task.path, "reason": outcome.error})
+            continue
+        cache.save(item.task.key, {"values": outcome.values, "qc_flag": np.array(outcome.qc_flag)})
+        yield _Row(item.meta, outcome.values, outcome.qc_flag, computed=True)
+
+
+def _write_rows(rows: Iterator[_Row], names: list[str], target: Path) -> dict[str, int]:
+    """Stream the rows into the CSV, :data:`CHUNK_ROWS` at a time; return the counts."""
+    counts = {"samples": 0, "computed": 0, "flagged": 0}
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
+        header = True
+        while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+            frame = pd.concat([
+                pd.DataFrame([row.meta for row in chunk], columns=META_COLUMNS),
+                pd.DataFrame(np.stack([row.values for row in chunk]), columns=names),
+                pd.DataFrame({QC_COLUMN: [row.qc_flag for row in chunk]}),
+            ], axis=1)
+            frame.to_csv(handle, header=header, index=False, float_format=None, lineterminator="\n")
+            header = False
+            counts["samples"] += len(chunk)
+            counts["computed"] += sum(row.computed for row in chunk)
+            counts["flagged"] += sum(bool(row.qc_flag) for row in chunk)
+        if header:  # no rows: the header alone
+            pd.DataFrame(columns=[*META_COLUMNS, *names, QC_COLUMN]).to_csv(handle, index=False, lineterminator="\n")
+    return counts
+
+
+def _cache(config: Config, layout: RunLayout) -> ResultCache:
+    """The handcrafted cache of ``config``'s feature settings."""
+    settings = config.features
+    families = resolve_families(settings.families)
+    return ResultCache(layout.cache_root(Stage.HANDCRAFTED), "handcrafted", {
+        "families": [f.value for f in families],
+        "haralick_distance": settings.haralick_distance,
+        "haralick_levels": settings.haralick_levels,
+        "columns": hashlib.sha256(",".join(feature_names(families)).encode()).hexdigest()[:16],
+        "leukoscope": __version__,
+    })
+
+
+class MeasureCell:
+    """The handcrafted stage's per-cell work, done in a segmentation worker (a
+    :class:`~leukoscope.pipeline.stage.CellConsumer`): measure the cell and cache its row."""
+
+    def __init__(self, config: Config, layout: RunLayout) -> None:
+        settings = config.features
+        self.families = resolve_families(settings.families)
+        self.names = feature_names(self.families)
+        self.distance, self.levels = settings.haralick_distance, settings.haralick_levels
+        self.cache = _cache(config, layout)
+
+    def __call__(self, image: np.ndarray, labels: np.ndarray, image_sha256: str, mask_sha256: str) -> None:
+        key = cache_key(image_sha256, mask_sha256=mask_sha256)
+        if key in self.cache:
+            return
+        outcome = _measure(image, labels, families=self.families, names=self.names, distance=self.distance,
+                           levels=self.levels)
+        self.cache.save(key, {"values": outcome.values, "qc_flag": np.array(outcome.qc_flag)})
+
+
+def run_handcrafted(config: Config, run: RunDir, samples: pd.DataFrame, consumers: tuple = ()) -> None:
+    """Compute the handcrafted families of every segmented sample and write the CSVs.
+
+    Rows stream from the workers (or the cache) into ``handcrafted.csv`` in sample order,
+    :data:`CHUNK_ROWS` at a time, so memory stays flat whatever the number of samples.
+    """
+    settings = config.features
+    families = resolve_families(settings.families)
+    names = feature_names(families)
+    out = run.stage_dir(Stage.HANDCRAFTED)
+    remove_leftovers(out)  # of a run killed half way: its caches are whole
+    cache = _cache(config, run)
+    run.clear_rejected(Stage.HANDCRAFTED.value)
+    plan, rejects = _plan(samples, run, cache)
+    worker = functools.partial(measure_sample, families=families, names=names,
+                               distance=settings.haralick_distance, levels=settings.haralick_levels)
+    pending = [item.task for item in plan if not item.cached]
+    outcomes = iter(parallel_map(worker, pending, jobs=config.run.jobs, backend=config.run.backend,
+                                 scheduler=config.run.scheduler, desc="handcrafted features",
+                                 quiet=config.run.quiet))
+    counts = _write_rows(_rows(plan, outcomes, worker, cache, len(names), rejects), names, run.handcrafted_table)
+    write_csv(data_dictionary(families), run.columns_table)
+    if rejects:
+        run.reject(rejects, stage=Stage.HANDCRAFTED.value)
+        log.warning("%d samples rejected by the features stage; see %s", len(rejects), run.rejected_path)
+    run.update_info(features={"handcrafted": {
+        **cache.settings, **counts, "from_cache": counts["samples"] - counts["computed"], "rejected": len(rejects),
+    }})
+    log.info("handcrafted features: %d samples x %d columns (%d from the cache) in %s",
+             counts["samples"], len(names), counts["samples"] - counts["computed"], run.handcrafted_table)
+
+
+STAGE = StageSpec(
+    name=Stage.HANDCRAFTED,
+    run=run_handcrafted,
+    needs=lambda config: (Stage.SEGMENTATION,),
+    active=lambda config: bool(config.features.families),
+    done=lambda config, layout: layout.handcrafted_table.exists(),
+    settings=settings_of("features.families", "features.haralick_distance", "features.haralick_levels"),
+    consumer=MeasureCell,
+)

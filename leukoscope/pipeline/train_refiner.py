@@ -1,0 +1,191 @@
+"""``leukoscope train-refiner``: train the refiner U-Net on expert masks and write it with its record.
+
+Reads image/expert-mask pairs (:mod:`leukoscope.pipeline.refiner_data`), thresholds every image
+with the configured segmentation, holds out a validation part of each source, trains
+:func:`leukoscope.segmentation.unet.build_unet` (:func:`leukoscope.segmentation.unet_training.fit_unet`),
+and writes next to ``MODEL.keras``::
+
+    MODEL.keras                 the model (loaded with Keras safe mode)
+    MODEL.json                  command, data (file counts and digest), seed, settings,
+                                segmentation settings, versions, validation Dice, timings
+    MODEL.log.csv               one row per epoch: loss, val_loss, validation Dice at the model side
+    MODEL.learning_curve.png    the log as a figure
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from leukoscope.pipeline.atomic import save_keras, write_csv, write_json, write_png
+from leukoscope.pipeline.config import SegmentationConfig, load_config
+from leukoscope.pipeline.console import import_keras
+from leukoscope.pipeline.figures import learning_curve
+from leukoscope.pipeline.layout import sha256_file
+from leukoscope.pipeline.refiner_data import (
+    RefinerTrainingError,
+    TrainingSettings,
+    load_training_data,
+    mean_scores,
+    score_pairs,
+)
+from leukoscope.pipeline.refiner_model import sidecar
+from leukoscope.pipeline.rundir import package_versions
+from leukoscope.pipeline.segmentation_settings import segmentation_options
+
+log = logging.getLogger(__name__)
+
+
+def train_refiner(
+    sources: Sequence[tuple[str | Path, str | Path]],
+    out: str | Path,
+    *,
+    settings: TrainingSettings = TrainingSettings(),
+    segmentation: SegmentationConfig = SegmentationConfig(),
+    command: str = "",
+    jobs: int = 1,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Train a refiner on expert masks and write it with its log, curve and record.
+
+    Parameters
+    ----------
+    sources : sequence of (data, masks)
+        Dataset folders and their expert-mask folders.
+    out : str or Path
+        The ``.keras`` file to write; its sidecars go beside it (see the module docstring).
+    settings : TrainingSettings
+        Model and training settings.
+    segmentation : SegmentationConfig
+        Thresholding whose labels the refiner learns to correct (use the same at inference).
+    command : str
+        The command line, recorded in ``MODEL.json``.
+    jobs : int
+        Parallel workers for reading and thresholding the images.
+    quiet : bool
+        No progress output.
+
+    Returns
+    -------
+    dict
+        The record written to ``MODEL.json``.
+
+    Raises
+    ------
+    RefinerTrainingError
+        ``out`` does not end in ``.keras``, or there is too little usable data.
+    """
+    keras = import_keras()
+
+    from leukoscope.segmentation.unet import build_unet
+    from leukoscope.segmentation.unet_training import fit_unet
+
+    out = Path(out)
+    if out.suffix != ".keras":
+        raise RefinerTrainingError(f"--out '{out}' must end in .keras (Keras' model file format)")
+    started, cpu_started = time.perf_counter(), time.process_time()
+    keras.utils.set_random_seed(settings.seed)
+    try:
+        model = build_unet(side=settings.side, depth=settings.depth, width=settings.width, seed=settings.seed)
+    except ValueError as exc:  # --side, --depth or --width the U-Net cannot have
+        raise RefinerTrainingError(str(exc)) from None
+    training, validation, rejected, described = load_training_data(
+        sources, settings=settings, segmentation=segmentation, jobs=jobs, quiet=quiet)
+    for row in rejected:
+        log.warning("skipped %s: %s", row["path"], row["reason"])
+    history, best_epoch = fit_unet(
+        model, np.stack([s["input"] for s in training]), np.stack([s["target"] for s in training]),
+        np.stack([s["input"] for s in validation]), np.stack([s["target"] for s in validation]),
+        epochs=settings.epochs, patience=settings.patience, batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate, seed=settings.seed, quiet=quiet)
+    save_keras(keras.Model(model.inputs, model.outputs, name=model.name), out)  # without the optimizer state
+    write_csv(history, sidecar(out, ".log.csv"))
+    names = " + ".join("/".join(Path(d).parts[-2:]) for d, _ in sources)
+    curve = learning_curve(history, title=f"refiner U-Net trained on {names}", ylabel="cross-entropy + Dice loss",
+                           secondary=[("val_dice_cell", "validation Dice, cell", "tab:green"),
+                                      ("val_dice_nucleus", "validation Dice, nucleus", "tab:red")],
+                           secondary_label="Dice (model side)")
+    write_png(curve, sidecar(out, ".learning_curve.png"))
+    scores = score_pairs(model, ((s["pair"].image, s) for s in validation), min_size=segmentation.min_size)
+    for index, source in enumerate(described):
+        mine = {s["pair"].image for s in validation if s["pair"].source == index}
+        source["validation_scores"] = mean_scores(scores[scores["image"].isin(mine)])
+    record = {
+        "command": command,
+        "data": described,
+        "rejected": rejected,
+        "seed": settings.seed,
+        "backgrounds": sorted({s["background"] for s in training}),
+        "settings": dataclasses.asdict(settings),
+        "segmentation": {k: getattr(v, "value", v) for k, v in segmentation_options(segmentation).items()},
+        "epochs_run": len(history),
+        "best_epoch": best_epoch,
+        "parameters": int(model.count_params()),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "cpu_seconds": round(time.process_time() - cpu_started, 1),
+        "model_sha256": sha256_file(out),
+        "model_bytes": out.stat().st_size,
+        "backend": keras.backend.backend(),
+        "versions": package_versions(),
+    }
+    write_json(record, sidecar(out, ".json"))
+    return record
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``train-refiner`` subcommand to the ``leukoscope`` command line."""
+    defaults = TrainingSettings()
+    parser = subparsers.add_parser(
+        "train-refiner", help="train the U-Net mask refiner on images with expert masks",
+        description="Train the U-Net that corrects the threshold masks, on one or several datasets with "
+                    "expert masks (pairs of --data and --masks, matched by file stem).")
+    parser.add_argument("--data", action="append", required=True, type=Path, help="dataset folder (repeatable)")
+    parser.add_argument("--masks", action="append", required=True, type=Path,
+                        help="its expert-mask folder (one per --data, in the same order)")
+    parser.add_argument("--out", required=True, type=Path, help="model file to write (MODEL.keras)")
+    parser.add_argument("--config", type=Path, help="TOML file whose [segmentation] thresholding is refined")
+    for name, text in (("side", "input side of the U-Net"), ("depth", "U-Net levels"),
+                       ("width", "filters of the first level"), ("epochs", "most epochs"),
+                       ("patience", "early-stopping patience (epochs)"), ("batch_size", "images per step"),
+                       ("learning_rate", "Adam learning rate"),
+                       ("validation_fraction", "share of each source held out for validation"),
+                       ("limit", "use at most this many pairs of each source (0: all)"), ("seed", "random seed")):
+        default = getattr(defaults, name)
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=type(default), default=default,
+                            help=f"{text} (default {default})")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel workers for reading the images")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def run_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    """Run ``leukoscope train-refiner`` from its parsed arguments; return the exit code.
+
+    ``argv`` (the arguments after ``leukoscope``; ``sys.argv[1:]`` when omitted) is recorded
+    as the training command.
+    """
+    if len(args.data) != len(args.masks):
+        raise RefinerTrainingError(
+            f"got {len(args.data)} --data but {len(args.masks)} --masks; give one --masks after each --data")
+    settings = TrainingSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainingSettings)})
+    record = train_refiner(
+        list(zip(args.data, args.masks)), args.out, settings=settings,
+        segmentation=load_config(args.config).segmentation,
+        command=shlex.join(["leukoscope", *(sys.argv[1:] if argv is None else argv)]),
+        jobs=args.jobs, quiet=args.quiet)
+    print(f"refiner written to {args.out} ({record['epochs_run']} epochs, best {record['best_epoch']}); "
+          f"record in {sidecar(args.out, '.json')}")
+    return 0
+
+
+
+__all__ = ["add_parser", "run_from_args", "train_refiner"]
