@@ -217,6 +217,18 @@ class RunLayout:
     def montage_path(self) -> Path:
         return self.folder(Stage.SEGMENTATION) / "montage.png"
 
+    @property
+    def montage_qc_path(self) -> Path:
+        return self.folder(Stage.SEGMENTATION) / "montage_qc.png"
+
+    @property
+    def gallery_path(self) -> Path:
+        return self.folder(Stage.SEGMENTATION) / "gallery.html"
+
+    @property
+    def qc_summary_path(self) -> Path:
+        return self.folder(Stage.SEGMENTATION) / "qc_summary.csv"
+
     # -- features -----------------------------------------------------------------------
     @property
     def handcrafted_table(self) -> Path:
