@@ -2,7 +2,8 @@
 
 ::
 
-    segmentation/montage.png       up to 64 overlays, both classes balanced, captioned "<sample id> / <label>"
+    segmentation/montage.png       up to 64 overlays, both classes balanced, captioned with the file name
+                                   (the sample id's last part) and the label
     segmentation/montage_qc.png    the 64 cells of highest ``qc_score`` (most doubtful first)
     segmentation/gallery.html      one self-contained page: every flagged cell and an even sample of the
                                    others (at most :data:`GALLERY_LIMIT` cards), sorted by ``qc_score``,
@@ -75,7 +76,8 @@ def _overlay(layout: RunLayout, sample_id: str) -> np.ndarray:
 
 def _write_montage(rows: pd.DataFrame, layout: RunLayout, target: Path) -> None:
     tiles = [_overlay(layout, s) for s in rows["sample_id"]]
-    captions = [f"{s}\n{label or '?'}" for s, label in zip(rows["sample_id"], rows["label"])]
+    # the file's own name (the sample id's last part) fits a tile and finds the file
+    captions = [f"{s.rsplit('__', 1)[-1]}\n{label or '?'}" for s, label in zip(rows["sample_id"], rows["label"])]
     write_png(montage(tiles, captions=captions), target)
 
 
