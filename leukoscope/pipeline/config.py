@@ -42,6 +42,7 @@ from leukoscope.pipeline.config_rules import (
     option,
     plain,
 )
+from leukoscope.pipeline.imageio import MAX_SIDE, MIN_SIDE
 from leukoscope.pipeline.weights import AUTO, IMAGENET, RANDOM
 from leukoscope.segmentation.choices import Background, Channel, Enhancement, Refiner, ThresholdMethod
 
@@ -78,6 +79,27 @@ class RunConfig:
                                 "cluster).")
     seed: int = option(0, "Random seed of the splits, the models and the bootstrap.", SEED)
     quiet: bool = option(False, "No progress bars; warnings and errors only.")
+
+
+@dataclass(frozen=True)
+class FieldsConfig:
+    """White cells found in whole smear fields and cut out (`data.dataset` allidb1, voc, fields; docs/fields.md)."""
+
+    red_cell_diameter: float = option(100.0, "Typical red-cell diameter in the fields' pixels; every detection size "
+                                             "is a multiple of it (BCCD 100, ALL-IDB1 60).", Interval(0, open_low=True))
+    min_nucleus_area: float = option(0.4, "Least nucleus area of a white cell, in red-cell discs; smaller stained "
+                                          "groups are platelets or slivers.", Interval(0))
+    min_nucleus_contrast: float = option(40.0, "Least height of nucleus pixels over the field's median stain value "
+                                               "(0-255).", Interval(0, 255))
+    lobe_gap: float = option(0.05, "Nucleus pieces closer than this (red-cell diameters) are one nucleus.", Interval(0))
+    cytoplasm_level: float = option(0.12, "Cytoplasm threshold, as a fraction of the way from the field's median "
+                                          "to the nuclei's.", Interval(0, 1, open_low=True, open_high=True))
+    reach: float = option(0.6, "Farthest a cell extends from its nucleus, in red-cell diameters.",
+                          Interval(0, open_low=True))
+    cutout_size: int = option(450, "Side of the square cut-outs in pixels (C-NMC: 450); larger cells are scaled "
+                                   "down to fit.", Interval(MIN_SIDE, MAX_SIDE))
+    boxes: bool = option(False, "Score the detection against the annotated white-cell boxes (voc) and draw them on "
+                                "the overlays.")
 
 
 @dataclass(frozen=True)
@@ -172,6 +194,7 @@ class Config:
 
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    fields: FieldsConfig = field(default_factory=FieldsConfig)
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     heads: HeadsConfig = field(default_factory=HeadsConfig)
@@ -360,6 +383,7 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "FeaturesConfig",
+    "FieldsConfig",
     "HeadsConfig",
     "RunConfig",
     "SegmentationConfig",

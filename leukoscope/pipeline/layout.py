@@ -4,9 +4,14 @@ Nothing else in leukoscope builds a path inside a run directory by hand; stages 
 :class:`RunLayout` (a :class:`~leukoscope.pipeline.rundir.RunDir` is one)::
 
     RUN_DIR/
+        .leukoscope-run   marks the folder as a leukoscope run directory (datasets scans skip it)
+        .leukoscope.lock  held by the one command working in the folder (pid, command, start)
         run.json          resolved config, package versions, start/end time, status, weights used
         manifest.csv      sample_id, path, label, subject, split, sha256
         rejected.csv      path, stage, reason
+        fields/           (a dataset of whole smear fields) cells/<field_id>__<k>.bmp, overlays/<field_id>.png,
+                          montage.png, cells.csv, fields.csv, detection_scores.json,
+                          cache/fields-<settings>/<key>.npz
         segmentation/     masks/<id>.png, overlays/<id>.png, montage.png, segmentation.csv,
                           summary.csv, cache/segment-<settings>/<image sha256>.npz
         features/         handcrafted.csv, columns.csv, surround.csv, cnn_<backbone>.csv,
@@ -16,6 +21,7 @@ Nothing else in leukoscope builds a path inside a run directory by hand; stages 
         compare/          results.csv, predictions.csv, feature_sets.csv, class_counts.csv, paired.csv,
                           nested_chosen.csv, nested_inner_scores.csv, calibration.csv, repeats.csv,
                           confound.csv, report.md, report.html, *.png
+        <stage folder>/.<stage>.stage.json   what the stage's outputs were computed from
 """
 
 from __future__ import annotations
@@ -29,9 +35,11 @@ from leukoscope.classifiers.featuresets import cnn_name, head_name
 
 class Stage(str, Enum):
     """The stages: nodes of the stage graph, and the name they carry in ``rejected.csv``
-    (``load`` is the dataset scan before any stage)."""
+    (``load`` is the dataset scan before any stage, ``fields`` the cutting of white cells out of
+    whole fields that makes the samples of a field dataset)."""
 
     LOAD = "load"
+    FIELDS = "fields"
     SEGMENTATION = "segmentation"
     HANDCRAFTED = "handcrafted"
     EMBEDDINGS = "embeddings"
@@ -54,9 +62,18 @@ UNIT_COLUMN = "unit"
 
 #: folder of each stage's outputs (the embeddings are features too)
 _FOLDERS = {
-    Stage.SEGMENTATION: "segmentation", Stage.HANDCRAFTED: "features", Stage.EMBEDDINGS: "features",
-    Stage.HEADS: "heads", Stage.COMPARE: "compare",
+    Stage.FIELDS: "fields", Stage.SEGMENTATION: "segmentation", Stage.HANDCRAFTED: "features",
+    Stage.EMBEDDINGS: "features", Stage.HEADS: "heads", Stage.COMPARE: "compare",
 }
+#: the file that marks a folder as a leukoscope run directory
+RUN_MARKER = ".leukoscope-run"
+#: the name of the result caches' folder inside a stage folder
+CACHE_FOLDER = "cache"
+
+
+def is_run_dir(folder: str | Path) -> bool:
+    """Whether ``folder`` is a leukoscope run directory (holds :data:`RUN_MARKER`)."""
+    return (Path(folder) / RUN_MARKER).is_file()
 
 
 def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
@@ -75,6 +92,11 @@ def cache_key(image_sha256: str, mask_path: str | Path | None = None, *, mask_sh
         return image_sha256
     mask_sha256 = mask_sha256 or sha256_file(mask_path)
     return hashlib.sha256(f"{image_sha256}:{mask_sha256}".encode()).hexdigest()
+
+
+def cutout_id(field_id: str, number: int) -> str:
+    """The sample id of the ``number``-th cell (1, 2, ...) cut out of field ``field_id``."""
+    return f"{field_id}__{number}"
 
 
 def missing_mask_reason(mask_path: Path) -> str:
@@ -107,6 +129,29 @@ class RunLayout:
     def info_path(self) -> Path:
         return self.path / "run.json"
 
+    @property
+    def marker_path(self) -> Path:
+        return self.path / RUN_MARKER
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".leukoscope.lock"
+
+    @property
+    def records(self) -> list[Path]:
+        """The top-level files leukoscope writes (besides the stage folders)."""
+        return [self.info_path, self.manifest_path, self.rejected_path]
+
+    @property
+    def stage_folders(self) -> list[Path]:
+        """Every stage folder, once each, in graph order."""
+        return list(dict.fromkeys(self.folder(stage) for stage in _FOLDERS))
+
+    def stage_record(self, stage: Stage) -> Path:
+        """What a stage's outputs were computed from (:mod:`leukoscope.pipeline.freshness`)."""
+        stage = Stage(stage)
+        return self.folder(stage) / f".{stage.value}.stage.json"
+
     def folder(self, stage: Stage) -> Path:
         """The folder of a stage's outputs (not created)."""
         return self.path / _FOLDERS[Stage(stage)]
@@ -119,15 +164,52 @@ class RunLayout:
 
     def cache_root(self, stage: Stage) -> Path:
         """Parent folder of a stage's result caches."""
-        return self.folder(stage) / "cache"
+        return self.folder(stage) / CACHE_FOLDER
+
+    # -- fields (before the manifest: its samples are the cut-outs) ---------------------
+    @property
+    def cutouts_dir(self) -> Path:
+        return self.folder(Stage.FIELDS) / "cells"
+
+    def cutout_path(self, sample_id: str) -> Path:
+        """A cell cut out of a field, on black (C-NMC's style); ``sample_id`` from :func:`cutout_id`."""
+        return self.cutouts_dir / f"{sample_id}.bmp"
+
+    @property
+    def field_overlays_dir(self) -> Path:
+        return self.folder(Stage.FIELDS) / "overlays"
+
+    def field_overlay_path(self, field_id: str) -> Path:
+        return self.field_overlays_dir / f"{field_id}.png"
+
+    @property
+    def cells_table(self) -> Path:
+        return self.folder(Stage.FIELDS) / "cells.csv"
+
+    @property
+    def fields_table(self) -> Path:
+        return self.folder(Stage.FIELDS) / "fields.csv"
+
+    @property
+    def fields_montage(self) -> Path:
+        return self.folder(Stage.FIELDS) / "montage.png"
+
+    @property
+    def detection_scores(self) -> Path:
+        return self.folder(Stage.FIELDS) / "detection_scores.json"
 
     # -- segmentation -------------------------------------------------------------------
+    @property
+    def sample_folders(self) -> list[Path]:
+        """The folders of one ``<sample_id>.png`` per sample: masks, overlays."""
+        return [self.folder(Stage.SEGMENTATION) / "masks", self.folder(Stage.SEGMENTATION) / "overlays"]
+
     def mask_path(self, sample_id: str) -> Path:
         """The label mask PNG of a sample (0 background, 1 cytoplasm, 2 nucleus)."""
-        return self.folder(Stage.SEGMENTATION) / "masks" / f"{sample_id}.png"
+        return self.sample_folders[0] / f"{sample_id}.png"
 
     def overlay_path(self, sample_id: str) -> Path:
-        return self.folder(Stage.SEGMENTATION) / "overlays" / f"{sample_id}.png"
+        return self.sample_folders[1] / f"{sample_id}.png"
 
     @property
     def segmentation_table(self) -> Path:
@@ -140,6 +222,18 @@ class RunLayout:
     @property
     def montage_path(self) -> Path:
         return self.folder(Stage.SEGMENTATION) / "montage.png"
+
+    @property
+    def montage_qc_path(self) -> Path:
+        return self.folder(Stage.SEGMENTATION) / "montage_qc.png"
+
+    @property
+    def gallery_path(self) -> Path:
+        return self.folder(Stage.SEGMENTATION) / "gallery.html"
+
+    @property
+    def qc_summary_path(self) -> Path:
+        return self.folder(Stage.SEGMENTATION) / "qc_summary.csv"
 
     # -- features -----------------------------------------------------------------------
     @property
@@ -172,7 +266,7 @@ class RunLayout:
 
 
 __all__ = [
-    "HEAD_OUTPUT_COLUMNS", "META_COLUMNS", "MANIFEST_COLUMNS", "PREDICTION_COLUMNS", "QC_COLUMN", "REJECTED_COLUMNS",
-    "UNIT_COLUMN", "WEIGHTS_COLUMN",
-    "RunLayout", "Stage", "cache_key", "cnn_name", "head_name", "missing_mask_reason", "sha256_file",
+    "CACHE_FOLDER", "HEAD_OUTPUT_COLUMNS", "META_COLUMNS", "MANIFEST_COLUMNS", "PREDICTION_COLUMNS", "QC_COLUMN",
+    "REJECTED_COLUMNS", "RUN_MARKER", "UNIT_COLUMN", "WEIGHTS_COLUMN", "RunLayout", "Stage", "cache_key", "cnn_name",
+    "cutout_id", "head_name", "is_run_dir", "missing_mask_reason", "sha256_file",
 ]

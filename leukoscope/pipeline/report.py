@@ -29,6 +29,7 @@ from leukoscope.classifiers.metrics import THRESHOLD
 from leukoscope.features.backbones import get_backbone
 from leukoscope.pipeline.atomic import write_png, write_text
 from leukoscope.pipeline.calibration_figures import reliability_figure
+from leukoscope.pipeline.choices import FIELD_KINDS
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.evaluation import BASELINE, HEADLINE, Evaluation, Role
 from leukoscope.pipeline.report_figures import confusion_grid, roc_figure
@@ -93,6 +94,15 @@ def config_digest(config: Config) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def fields_origin(config: Config) -> str:
+    """The report's sentence on cells cut out of whole smear fields (``""`` for a dataset of cells)."""
+    if config.data.dataset not in FIELD_KINDS:
+        return ""
+    return (f" The cells were cut out of whole smear fields by leukoscope's white-cell detection (red-cell diameter "
+            f"{config.fields.red_cell_diameter:g} pixels; fields/cells.csv and fields/overlays/ in the run directory); "
+            "each cell's subject is the field it came from, so no field has cells on both sides of a split.")
+
+
 def _names(frame: pd.DataFrame) -> str:
     return ", ".join(f"{m} on {f}" for m, f in zip(frame["model"], frame["feature_set"])) or "none"
 
@@ -108,6 +118,8 @@ def header_blocks(evaluation: Evaluation, config: Config, info: dict[str, Any]) 
         Block("p", f"leukoscope {__version__}; config digest {config_digest(config)} (the resolved config is in "
                    f"run.json); data: {config.data.path} (dataset {config.data.dataset.value}).", style="meta"),
     ]
+    if origin := fields_origin(config):
+        blocks.append(Block("p", origin.strip()))
     if config.data.demo:
         blocks.append(Block("p", "Synthetic data: these cells were drawn by leukoscope's demo generator "
                                  "(leukoscope/pipeline/synthetic.py). No number in this report says anything about "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -21,6 +20,7 @@ from leukoscope.pipeline.fields_sources import (
 from leukoscope.pipeline.imageio import read_image
 from leukoscope.segmentation.detection_metrics import centroid_hits
 from leukoscope.segmentation.fields import detect_white_cells
+from tests.pipeline.field_trees import write_jpeg
 from tests.segmentation.drawn_fields import RED_CELL, SCATTERED_RED, WhiteCell, draw_field
 
 #: ImNNN_1 holds two white cells; the left one is a blast (its centroid is in the .xyc)
@@ -28,20 +28,15 @@ BLAST_FIELD = (WhiteCell(90, 110, 36), WhiteCell(230, 110, 36))
 NORMAL_FIELD = (WhiteCell(160, 110, 36),)
 
 
-def _write_jpeg(path: Path, image: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-
-
 @pytest.fixture
 def allidb1(tmp_path: Path) -> Path:
     """ALL_IDB1/{im,xyc}: a blast field, a normal field, a blast field without .xyc, a stray file."""
     root = tmp_path / "ALL_IDB1"
     red = ((30, 30), (290, 30), (25, 200), (300, 210), (150, 215))
-    _write_jpeg(root / "im" / "Im001_1.jpg", draw_field(white=BLAST_FIELD, red=red))
-    _write_jpeg(root / "im" / "Im002_0.jpg", draw_field(white=NORMAL_FIELD, red=red, seed=1))
-    _write_jpeg(root / "im" / "Im003_1.jpg", draw_field(white=NORMAL_FIELD, red=red, seed=2))
-    _write_jpeg(root / "im" / "notes.jpg", draw_field(red=red))
+    write_jpeg(root / "im" / "Im001_1.jpg", draw_field(white=BLAST_FIELD, red=red))
+    write_jpeg(root / "im" / "Im002_0.jpg", draw_field(white=NORMAL_FIELD, red=red, seed=1))
+    write_jpeg(root / "im" / "Im003_1.jpg", draw_field(white=NORMAL_FIELD, red=red, seed=2))
+    write_jpeg(root / "im" / "notes.jpg", draw_field(red=red))
     (root / "xyc").mkdir()
     (root / "xyc" / "Im001_1.xyc").write_text("93 108\n\n")
     (root / "xyc" / "Im002_0.xyc").write_text("")
@@ -134,7 +129,7 @@ def voc(tmp_path: Path) -> Path:
     (root / "Annotations" / "b.xml").write_text("<annotation><filename>b.jpg</filename></annotation>")
     (root / "Annotations" / "broken.xml").write_text("<annotation><object>")
     for name in ("a", "b", "unannotated"):
-        _write_jpeg(root / "JPEGImages" / f"{name}.jpg", np.full((48, 64, 3), 200, np.uint8))
+        write_jpeg(root / "JPEGImages" / f"{name}.jpg", np.full((48, 64, 3), 200, np.uint8))
     return root
 
 

@@ -168,3 +168,16 @@ def test_confusion_matrices_share_one_colour_scale_and_name_random_weights():
     small, caption = confusion_grid(evaluation.results, evaluation.predictions, max_panels=3)
     assert "the first 3 rows of the results table (4 more in results.csv)" in caption
     assert small.shape[1] < image.shape[1]  # 3 panels in a row, not 5
+
+
+def test_the_report_says_when_the_cells_were_cut_out_of_fields():
+    from leukoscope.pipeline.report import fields_origin
+
+    assert fields_origin(Config()) == ""
+    text = fields_origin(Config().with_overrides({"data.dataset": "allidb1", "fields.red_cell_diameter": 60}))
+    assert "cut out of whole smear fields" in text and "red-cell diameter 60 pixels" in text
+    assert "subject is the field it came from" in text
+    captions = {"confusion_matrices.png": "", "roc_curves.png": "", "reliability.png": ""}
+    blocks = build_blocks(evaluation=fake_evaluation(), config=Config().with_overrides({"data.dataset": "allidb1"}),
+                          info={}, captions=captions)
+    assert any(b.text.startswith("The cells were cut out of whole smear fields") for b in blocks)

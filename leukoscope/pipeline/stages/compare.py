@@ -57,6 +57,7 @@ from leukoscope.pipeline.evaluation import (
     unit_name,
     with_truth,
 )
+from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.layout import HEAD_OUTPUT_COLUMNS, PREDICTION_COLUMNS, RunLayout, Stage, cnn_name, head_name
 from leukoscope.pipeline.report import write_report
 from leukoscope.pipeline.rundir import RunDir
@@ -388,5 +389,6 @@ STAGE = StageSpec(
     needs=_needs,
     active=lambda config: True,
     done=lambda config, layout: layout.compare_file("results.csv").exists(),
+    settings=settings_of("compare", "features", "heads", "run.seed"),
     check=_check,
 )

@@ -32,6 +32,7 @@ from leukoscope.pipeline.embedding_stream import (
     iter_pooled,
     set_keras_threads,
 )
+from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.layout import META_COLUMNS, WEIGHTS_COLUMN, RunLayout, Stage, cnn_name
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
@@ -134,6 +135,7 @@ STAGE = StageSpec(
     needs=lambda config: (Stage.SEGMENTATION,) if config.features.mask_background else (),
     active=lambda config: bool(config.features.backbones),
     done=_done,
+    settings=settings_of("features", "run.seed"),
     check=lambda config, samples: check_backbones(config.features.backbones, weights=config.features.weights),
 )
 

@@ -45,6 +45,7 @@ from leukoscope.features.surround import SURROUND_COLUMNS, surround_features
 from leukoscope.pipeline.atomic import atomic_path, remove_leftovers, write_csv
 from leukoscope.pipeline.cache import ResultCache
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.imageio import ImageReadError, MaskReadError, read_image, read_label_mask
 from leukoscope.pipeline.layout import (
     META_COLUMNS,
@@ -269,5 +270,6 @@ STAGE = StageSpec(
     needs=lambda config: (Stage.SEGMENTATION,),
     active=lambda config: bool(config.features.families),
     done=lambda config, layout: layout.handcrafted_table.exists() and layout.surround_table.exists(),
+    settings=settings_of("features.families", "features.haralick_distance", "features.haralick_levels"),
     consumer=MeasureCell,
 )
