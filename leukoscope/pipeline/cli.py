@@ -134,13 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
                                        help="score the detection against the annotated boxes (voc)")
     for name in ("compare", "train"):
         command = sub.choices[name]
-        command.add_argument("--protocol", help="evaluation: auto, official, group-cv, stratified-cv")
+        command.add_argument("--protocol", help="evaluation: auto, official, group-cv, stratified-cv, blocked-cv")
         command.add_argument("--folds", type=int, help="outer cross-validation folds")
         command.add_argument("--models", help="comma-separated: svm, logreg, rf, knn, xgboost")
         command.add_argument("--feature-sets", dest="feature_sets", help="comma-separated: handcrafted, cnn, hybrid, head")
         command.add_argument("--hybrid-pca", dest="hybrid_pca", type=int, help="PCA components of the embedding part of hybrid sets (0: none)")
         command.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals")
-        command.add_argument("--heads", help="backbones to fine-tune sigmoid heads for: comma-separated, 'all' or 'none'")
+        command.add_argument("--heads", help="backbones to train sigmoid heads on (frozen; the paper's fine-tuning): "
+                                             "comma-separated, 'all' or 'none'")
     text = "apply a trained model folder to new cells (labelled or not): predictions per cell and per subject"
     predict = sub.add_parser("predict", help=text, description=text)
     predict.add_argument("--model", type=Path, required=True, help="model folder written by 'leukoscope train'")

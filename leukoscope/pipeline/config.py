@@ -43,6 +43,7 @@ from leukoscope.pipeline.config_rules import (
     plain,
 )
 from leukoscope.pipeline.imageio import MAX_SIDE, MIN_SIDE
+from leukoscope.pipeline.predict_config import PredictConfig
 from leukoscope.pipeline.weights import AUTO, IMAGENET, RANDOM
 from leukoscope.segmentation.choices import Background, Channel, Enhancement, Refiner, ThresholdMethod
 
@@ -142,7 +143,7 @@ class FeaturesConfig:
 
 @dataclass(frozen=True)
 class HeadsConfig:
-    """The reference paper's fine-tuned sigmoid heads (its values as defaults)."""
+    """Sigmoid heads trained on frozen backbones (the paper's fine-tuning; its values as defaults)."""
 
     backbones: tuple[Backbone, ...] = option((), "Backbones to train the paper's sigmoid head on (empty: none).")
     epochs: int = option(15, "Most epochs of the head's training (EarlyStopping may stop it sooner).", POSITIVE)
@@ -180,14 +181,12 @@ class CompareConfig:
                              Interval(0, meaning="0: no PCA"))
     bootstrap: int = option(1000, "Bootstrap resamples of the 95 % confidence intervals.",
                             Interval(0, meaning="0: none"))
-
-
-@dataclass(frozen=True)
-class PredictConfig:
-    """The trained model that `leukoscope predict` applies."""
-
-    model: str = option("", "Model folder written by `leukoscope train` (`leukoscope predict --model` sets it; "
-                            "empty: none).", PathRule("folder", "a model folder", empty=True))
+    block_size: int = option(10, "Consecutive image numbers per block under `blocked-cv` (a proxy for a source "
+                                 "field).", POSITIVE)
+    repeats: int = option(1, "Outer cross-validations, with fold seeds `run.seed` onwards; the report shows the "
+                             "mean and spread across them (5 for a paper; not with `official`).", POSITIVE)
+    nested: bool = option(True, "Score the selection-corrected headline: the model and feature set chosen on "
+                                "inner folds of each training part (several times the cost of the comparison).")
 
 
 @dataclass(frozen=True)
@@ -289,6 +288,10 @@ def _check_together(config: Config) -> None:
             raise ValueError(f"key 'features.weights': the folder '{features.weights}' lacks {', '.join(missing)}; "
                              "put the official Keras no-top files there (README, 'CNN backbones and weights') "
                              "or set weights = \"auto\"")
+    if config.compare.repeats > 1 and config.compare.protocol is Protocol.OFFICIAL:
+        raise ValueError(f"compare.repeats = {config.compare.repeats} repeats a cross-validation with other fold "
+                         "seeds, but compare.protocol = 'official' is one fixed split; set repeats = 1 or a "
+                         "cross-validation protocol")
     if heads.unfreeze_top > 0 and heads.fine_tune_epochs == 0:
         raise ValueError(f"heads.unfreeze_top = {heads.unfreeze_top} asks for a second fine-tuning phase but "
                          "heads.fine_tune_epochs is 0; set fine_tune_epochs (e.g. 5) or unfreeze_top = 0")
@@ -384,7 +387,6 @@ __all__ = [
     "FeaturesConfig",
     "FieldsConfig",
     "HeadsConfig",
-    "PredictConfig",
     "RunConfig",
     "SegmentationConfig",
     "config_names",

@@ -81,11 +81,19 @@ def evaluation_of(results: pd.DataFrame, model: str | None, feature_set: str) ->
     if rows.empty:
         return None
     row = rows.iloc[0]
+
+    def number(value: Any) -> float | None:  # NaN (not estimable) is no JSON number
+        return None if pd.isna(value) else float(value)
+
+    def note(value: Any) -> str:
+        return "" if pd.isna(value) else str(value)
+
     return {
         "protocol": row["protocol"], "n_train": int(row["n_train"]), "n_test": int(row["n_test"]),
-        "metrics": {m: {"value": float(row[m]), "ci_low": float(row[f"{m}_ci_low"]),
-                        "ci_high": float(row[f"{m}_ci_high"])} for m in METRICS},
-        "subject_accuracy": float(row["subject_accuracy"]), "n_test_subjects": int(row["n_test_subjects"]),
+        "metrics": {m: {"value": number(row[m]), "ci_low": number(row[f"{m}_ci_low"]),
+                        "ci_high": number(row[f"{m}_ci_high"]), "ci_note": note(row.get(f"{m}_ci_note"))}
+                    for m in METRICS},
+        "subject_accuracy": number(row["subject_accuracy"]), "n_test_subjects": int(row["n_test_subjects"]),
     }
 
 
@@ -122,12 +130,18 @@ def build_card(*, name: str, kind: str, model: str, feature_set: str, payload: s
     }
 
 
+def _value(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def _metrics_table(evaluation: dict[str, Any]) -> list[str]:
     lines = ["| metric | value | 95 % interval |", "|---|---|---|"]
     for name, m in evaluation["metrics"].items():
-        lines.append(f"| {name} | {m['value']:.3f} | [{m['ci_low']:.3f}, {m['ci_high']:.3f}] |")
+        interval = (f"[{_value(m['ci_low'])}, {_value(m['ci_high'])}]" if m["ci_low"] is not None
+                    else f"not estimable: {m['ci_note']}")
+        lines.append(f"| {name} | {_value(m['value'])} | {interval} |")
     lines.append(f"| subject accuracy ({evaluation['n_test_subjects']} subjects) | "
-                 f"{evaluation['subject_accuracy']:.3f} | |")
+                 f"{_value(evaluation['subject_accuracy'])} | |")
     return lines
 
 

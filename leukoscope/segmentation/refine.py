@@ -16,7 +16,11 @@ from leukoscope.segmentation.cell import SegmentationResult
 from leukoscope.segmentation.choices import QCFlag
 from leukoscope.segmentation.cleanup import clean_mask, remove_small_objects
 from leukoscope.segmentation.labels import as_label_mask
+from leukoscope.segmentation.qc import join_flags, label_flags, split_flags
 from leukoscope.segmentation.unet_encoding import decode_output, encode_input
+
+#: flags of the threshold result that describe the image, not the threshold labels: kept
+IMAGE_FLAGS = (QCFlag.MULTIPLE_CELLS, QCFlag.DEBRIS_REMOVED)
 
 
 def model_side(model: Any) -> int:
@@ -164,19 +168,21 @@ def refine_result(
     Returns
     -------
     result : SegmentationResult
-        Same surround and thresholds; refined labels with ``qc_flag`` recomputed from them
-        (``no_cell``, ``no_nucleus`` or empty, so a cell the thresholding missed but the refiner
-        found is no longer flagged); or, when :func:`refiner_doubt` objects, the threshold labels
-        with ``qc_flag`` ``refiner_skipped``.
+        Same surround, thresholds and ``excluded_area``. With the refined labels, ``qc_flag``
+        holds the threshold result's :data:`IMAGE_FLAGS` and the flags of the refined labels
+        (:func:`~leukoscope.segmentation.qc.label_flags`), so a cell the thresholding missed
+        but the refiner found is no longer flagged; or, when :func:`refiner_doubt` objects,
+        the threshold labels with their flags and ``refiner_skipped``.
     reason : str
         Why the refiner was skipped, empty when its labels were used.
     """
     (labels,) = refine_labels(model, [image], [result.labels], min_size=min_size)
     reason = refiner_doubt(result.labels, labels)
     if reason:
-        return dataclasses.replace(result, qc_flag=QCFlag.REFINER_SKIPPED.value), reason
-    flag = "" if (labels == 2).any() else QCFlag.NO_NUCLEUS.value if labels.any() else QCFlag.NO_CELL.value
-    return dataclasses.replace(result, labels=labels, qc_flag=flag), ""
+        skipped = join_flags([*split_flags(result.qc_flag), QCFlag.REFINER_SKIPPED])
+        return dataclasses.replace(result, qc_flag=skipped), reason
+    kept = [flag for flag in split_flags(result.qc_flag) if flag in IMAGE_FLAGS]
+    return dataclasses.replace(result, labels=labels, qc_flag=join_flags(kept + label_flags(image, labels))), ""
 
 
 __all__ = ["model_side", "refine_labels", "refine_result", "tidy_labels"]

@@ -109,3 +109,20 @@ def test_fit_predict_passes_the_subjects_to_the_svm_calibration():
         fit_predict("svm", x, y, x, groups=groups, inner_folds=2)
     scores, _ = fit_predict("svm", x, y, x, inner_folds=2)  # without subjects: folds over rows
     assert scores.shape == (24,)
+
+
+def test_an_inverted_grouped_sigmoid_is_refitted_on_row_folds(monkeypatch):
+    from leukoscope.classifiers import models
+    from leukoscope.classifiers.models import PlattSVC
+
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(0, 1, (40, 3)), rng.normal(1.5, 1, (40, 3))]
+    y = np.r_[np.zeros(40), np.ones(40)].astype(int)
+    groups = np.r_[np.repeat(list("abcd"), 10), np.repeat(list("efgh"), 10)]
+    assert not PlattSVC(random_state=0).fit(x, y, groups=groups).inverted_
+    slopes = iter([1.0])  # the grouped sigmoid came out decreasing
+    monkeypatch.setattr(models, "_slope", lambda calibrated: next(slopes, -1.0))
+    model = PlattSVC(random_state=0).fit(x, y, groups=groups)
+    assert model.inverted_ and model.calibrated_.cv == model.calibration_folds
+    scores = model.predict_proba(x)[:, 1]
+    assert scores[y == 1].mean() > scores[y == 0].mean()

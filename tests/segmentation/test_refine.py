@@ -77,6 +77,11 @@ def test_refine_result_recomputes_the_qc_flag(untrained):
     no_nucleus, _ = refine_result(untrained, image, dataclasses.replace(result, labels=(labels > 0).astype(np.uint8)),
                                   min_size=4)
     assert no_nucleus.qc_flag == "no_nucleus"
+    # what the image held is kept, what the threshold made of the nucleus is judged again
+    flagged = dataclasses.replace(result, labels=labels, qc_flag="multiple_cells;nucleus_inverted_fixed",
+                                  excluded_area=7)
+    again, _ = refine_result(untrained, image, flagged, min_size=4)
+    assert again.qc_flag == "multiple_cells" and again.excluded_area == 7
 
 
 def test_integer_and_boolean_threshold_masks_are_read_as_labels(untrained):
@@ -114,3 +119,5 @@ def test_refine_result_skips_a_refiner_that_erases_the_nucleus():
     out, reason = refine_result(model, image, dataclasses.replace(result, labels=labels), min_size=4)
     assert out.qc_flag == "refiner_skipped" and "of the nucleus" in reason
     np.testing.assert_array_equal(out.labels, labels)
+    flagged = dataclasses.replace(result, labels=labels, qc_flag="debris_removed")
+    assert refine_result(model, image, flagged, min_size=4)[0].qc_flag == "debris_removed;refiner_skipped"

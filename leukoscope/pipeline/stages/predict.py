@@ -32,7 +32,6 @@ import pandas as pd
 
 from leukoscope.classifiers.featuresets import NO_WEIGHTS
 from leukoscope.classifiers.metrics import predict_labels
-from leukoscope.classifiers.results import summarise
 from leukoscope.classifiers.shift import InputReference, ShiftTally, background_shift
 from leukoscope.classifiers.splits import encode_labels
 from leukoscope.classifiers.subjects import SubjectTally
@@ -50,9 +49,10 @@ from leukoscope.pipeline.embedding_stream import (
     iter_pooled,
     network_sha256,
 )
+from leukoscope.pipeline.evaluation import COMPARE_PREDICTION_COLUMNS, summarise
 from leukoscope.pipeline.feature_tables import iter_joined, table_columns
 from leukoscope.pipeline.freshness import settings_of
-from leukoscope.pipeline.layout import PREDICTION_COLUMNS, QC_COLUMN, ModelLayout, RunLayout, Stage
+from leukoscope.pipeline.layout import QC_COLUMN, UNIT_COLUMN, ModelLayout, RunLayout, Stage
 from leukoscope.pipeline.model_card import refiner_sha256
 from leukoscope.pipeline.model_folder import ModelFolder, ModelFolderError, load_estimator, load_head, open_model_folder
 from leukoscope.pipeline.rundir import RunDir
@@ -196,11 +196,12 @@ def _write_metrics(output: _Output, run: RunDir, config: Config) -> int:
     if not output.labelled:
         return 0
     card = output.card
-    frame = pd.concat(output.labelled, ignore_index=True).assign(
-        protocol=PROTOCOL, fold="", model=card["model"], feature_set=card["feature_set"])[PREDICTION_COLUMNS]
+    frame = pd.concat(output.labelled, ignore_index=True)
+    frame = frame.assign(protocol=PROTOCOL, fold="", model=card["model"], feature_set=card["feature_set"],
+                         **{UNIT_COLUMN: frame["subject"]})[COMPARE_PREDICTION_COLUMNS]  # "": each cell its own
     weights = (card["inputs"].get("backbone") or {}).get("weights", {}).get("label", NO_WEIGHTS)
     results = summarise(frame, {card["feature_set"]: card["training"]["cells"]}, {card["feature_set"]: weights},
-                        n_boot=config.compare.bootstrap, seed=config.run.seed)
+                        unit_name="subjects", n_boot=config.compare.bootstrap, seed=config.run.seed)
     write_csv(results, run.predict_file("results.csv"))
     return len(frame)
 

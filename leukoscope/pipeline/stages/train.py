@@ -32,7 +32,7 @@ from leukoscope.classifiers.errors import EvaluationError
 from leukoscope.classifiers.featuresets import FeatureSet, head_name, hybrid_name
 from leukoscope.classifiers.models import fit_best
 from leukoscope.classifiers.shift import fit_reference
-from leukoscope.classifiers.splits import encode_labels, iter_splits, resolve_protocol
+from leukoscope.classifiers.splits import encode_labels, iter_splits, resolve_protocol, split_groups
 from leukoscope.features.registry import resolve_families
 from leukoscope.pipeline.backgrounds import background_of_files
 from leukoscope.pipeline.config import Config
@@ -96,7 +96,8 @@ def model_names(config: Config) -> list[str]:
 def training_rows(samples: pd.DataFrame, protocol: Protocol, config: Config) -> np.ndarray:
     """Row positions of the training data: the official split's training part, else every labelled row."""
     if protocol is Protocol.OFFICIAL:
-        return next(iter_splits(samples, protocol=protocol, folds=config.compare.folds, seed=config.run.seed)).train
+        return next(iter_splits(samples, protocol=protocol, folds=config.compare.folds, seed=config.run.seed,
+                                block_size=config.compare.block_size)).train
     return np.flatnonzero(encode_labels(samples["label"]) >= 0)
 
 
@@ -144,7 +145,8 @@ def _train_classifiers(config: Config, run: RunDir, samples: pd.DataFrame, rows:
     labelled = samples[encode_labels(samples["label"]) >= 0]
     sets, _counts = build_feature_sets(config, run, set(labelled["sample_id"]))
     train_ids = samples["sample_id"].to_numpy()[rows]
-    by_id = samples.set_index("sample_id")
+    by_id = samples.assign(unit=split_groups(samples, protocol, block_size=config.compare.block_size))
+    by_id = by_id.set_index("sample_id")
     networks = {}
     for backbone in wanted_backbones(config):
         job = embedding_job(config, backbone, size=config.features.input_size,
@@ -160,7 +162,7 @@ def _train_classifiers(config: Config, run: RunDir, samples: pd.DataFrame, rows:
         inputs = _classifier_inputs(config, fs, network)
         reference = {"inputs": fit_reference(x, y, fs.columns).to_dict(),
                      "background": background_of_files(list(used["path"]))}
-        tasks = [_Fit(model, x, y, used["subject"].to_numpy(dtype=object), config.compare.inner_folds,
+        tasks = [_Fit(model, x, y, used["unit"].to_numpy(dtype=object), config.compare.inner_folds,
                       config.run.seed, fs.pca_columns, config.compare.hybrid_pca) for model in config.compare.models]
         fitted = parallel_map(_fit, tasks, jobs=config.run.jobs, backend=config.run.backend,
                               scheduler=config.run.scheduler, desc=f"train {fs.name}", quiet=config.run.quiet,

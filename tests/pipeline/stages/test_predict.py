@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leukoscope.classifiers.results import RESULT_COLUMNS
 from leukoscope.classifiers.subjects import SUBJECT_COLUMNS
 from leukoscope.pipeline import cli, graph
 from leukoscope.pipeline.cnmc_submission import MEMBER
+from leukoscope.pipeline.evaluation import RESULT_COLUMNS
 from leukoscope.pipeline.layout import ModelLayout, Stage
 from leukoscope.pipeline.model_card import prediction_config
 from leukoscope.pipeline.model_folder import ModelFolderError, open_model_folder

@@ -53,8 +53,12 @@ def test_the_card_records_inputs_training_data_and_evaluation(official):
     evaluation = card["evaluation"]
     assert evaluation["protocol"] == "official" and evaluation["n_test"] == 40
     for metric in METRICS:
-        assert evaluation["metrics"][metric]["value"] == pytest.approx(row[metric])
-        assert evaluation["metrics"][metric]["ci_low"] == pytest.approx(row[f"{metric}_ci_low"])
+        recorded = evaluation["metrics"][metric]
+        assert recorded["value"] == pytest.approx(row[metric])
+        if pd.isna(row[f"{metric}_ci_low"]):  # not estimable on 4 test subjects: null in JSON, with the reason
+            assert recorded["ci_low"] is None and recorded["ci_note"] == row[f"{metric}_ci_note"]
+        else:
+            assert recorded["ci_low"] == pytest.approx(row[f"{metric}_ci_low"])
     assert card["versions"]["leukoscope"] and card["created"] and card["command"].startswith("leukoscope")
     assert "Research use only" in card["intended_use"]
     text = (run.model_dir("logreg_handcrafted") / ModelLayout.CARD_TEXT).read_text()
