@@ -1,6 +1,6 @@
 """Speed and peak memory of ``leukoscope predict`` against ``leukoscope features`` on the same cells.
 
-    .venv/bin/python bench/predict.py [--cells 1000,10000] [--jobs 1] [--distinct 500]
+    .venv/bin/python bench/predict.py [--cells 1000,10000] [--jobs 1] [--repeat 2] [--distinct 500]
                                       [--model MODEL_DIR] [--workdir DIR]
 
 The demo generator draws ``--distinct`` cells (12 subjects, C-NMC layout). Without ``--model``,
@@ -8,14 +8,15 @@ The demo generator draws ``--distinct`` cells (12 subjects, C-NMC layout). Witho
 trains the model on them first. For each size N, N distinct files are made from the drawn cells
 exactly as ``bench/scale.py`` makes them (rotations, flips and shifts, listed in a manifest CSV
 with their labels and subjects), and on the same files, each in a fresh subprocess and a fresh
-run directory, one after the other:
+run directory, ``--repeat`` times each, alternating (features, predict, predict, features...) so
+that a load drifting on a shared machine weighs on both alike:
 
 - ``leukoscope features --config demo --backbones none`` (segmentation + handcrafted
   features: the stages the model needs), and
 - ``leukoscope predict --model MODEL`` (the same stages with the model's settings, then the
   predictions, subject calls, shift check and, the cells being labelled, the metrics).
 
-Prints one row per size: cells, seconds of each command (from inside the subprocess, imports
+Prints one row per size: cells, mean seconds of each command (from inside the subprocess, imports
 excluded), the speed ratio ``features seconds / predict seconds`` (target >= 0.8), the peak RSS
 of predict's main process (``getrusage``) and of its largest worker (sampled every 0.1 s), and
 predict's main RSS against the smallest size (target: within 1.2). The largest size needs about
@@ -68,17 +69,22 @@ def train(top: Path, out: Path, jobs: int) -> Path:
     return out / "models" / "xgboost_handcrafted"
 
 
-def run_both(manifest: Path, model: Path, jobs: int, workdir: Path, cells: int) -> dict[str, dict[str, float]]:
-    rows = {}
-    for command in ("features", "predict"):
-        out = workdir / f"{command}_{cells}"
-        try:
-            rows[command] = sample_child([sys.executable, __file__, "--child", command, "--data", str(manifest),
-                                          "--out", str(out), "--jobs", str(jobs), "--model", str(model)],
-                                         f"{command} on {cells} cells")
-        finally:
-            shutil.rmtree(out, ignore_errors=True)
-    return rows
+def run_both(manifest: Path, model: Path, jobs: int, workdir: Path, cells: int,
+             repeat: int) -> dict[str, dict[str, float]]:
+    """Each command ``repeat`` times, alternating A B B A ..., so that a load that drifts during the
+    runs weighs on both alike; mean seconds and largest RSS of each command."""
+    runs: dict[str, list[dict[str, float]]] = {"features": [], "predict": []}
+    for r in range(repeat):
+        for command in ("features", "predict") if r % 2 == 0 else ("predict", "features"):
+            out = workdir / f"{command}_{cells}"
+            try:
+                runs[command].append(sample_child(
+                    [sys.executable, __file__, "--child", command, "--data", str(manifest), "--out", str(out),
+                     "--jobs", str(jobs), "--model", str(model)], f"{command} on {cells} cells"))
+            finally:
+                shutil.rmtree(out, ignore_errors=True)
+    return {command: {key: (sum(r[key] for r in done) / len(done) if key == "seconds" else max(r[key] for r in done))
+                      for key in done[0]} for command, done in runs.items()}
 
 
 def main() -> None:
@@ -86,6 +92,9 @@ def main() -> None:
     parser.add_argument("--cells", default="1000,10000", help="comma-separated cell counts")
     parser.add_argument("--jobs", type=int, default=1, help="workers of each run (default 1)")
     parser.add_argument("--model", help="model folder to predict with (default: train one on the drawn cells)")
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="runs of each command per size, alternating (default 2: features, predict, predict, "
+                             "features)")
     parser.add_argument("--child", choices=("features", "predict"), help=argparse.SUPPRESS)
     add_shared_arguments(parser)
     args = parser.parse_args()
@@ -103,7 +112,7 @@ def main() -> None:
         for cells in sizes:
             data = Path(tmp) / f"cells_{cells}"
             try:
-                rows = run_both(write_cells(drawn, cells, data), model, args.jobs, Path(tmp), cells)
+                rows = run_both(write_cells(drawn, cells, data), model, args.jobs, Path(tmp), cells, args.repeat)
             finally:
                 shutil.rmtree(data, ignore_errors=True)
             predict = rows["predict"]
