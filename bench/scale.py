@@ -63,6 +63,21 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps({"seconds": seconds, "main_peak_mb": peak / MB}))
 
 
+def add_shared_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--distinct`` and ``--workdir``, and the child's hidden ``--data`` and ``--out``."""
+    parser.add_argument("--distinct", type=int, default=500, help="cells drawn by the demo generator (default 500)")
+    parser.add_argument("--workdir", type=Path, help="where to draw the cells (default: a temporary folder)")
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+
+
+def draw(folder: Path, cells: int, jobs: int) -> tuple[Path, pd.DataFrame]:
+    """Draw ``cells`` demo cells of :data:`SUBJECTS` subjects into ``folder/drawn``; return the
+    dataset's top folder and its samples."""
+    top = generate_demo(folder / "drawn", subjects=SUBJECTS, cells=cells, seed=0, jobs=jobs, quiet=True)
+    return top, load_dataset(top).samples
+
+
 def variant(image: np.ndarray, index: int) -> np.ndarray:
     """The ``index``-th of the distinct variants of an image: a rotation or flip, then a shift."""
     turned = np.rot90(image, index % 4)
@@ -86,26 +101,32 @@ def write_cells(drawn: pd.DataFrame, cells: int, folder: Path) -> Path:
     return folder / "manifest.csv"
 
 
+def sample_child(command: list[str], what: str) -> dict[str, float]:
+    """Run a child that prints a JSON object last, sampling its workers' RSS; return the object
+    with ``worker_peak_mb`` added."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    main, worker = psutil.Process(process.pid), 0
+    while process.poll() is None:
+        try:
+            children = main.children(recursive=True)
+            worker = max([worker, *(c.memory_info().rss for c in children)])
+        except psutil.NoSuchProcess:  # a worker ended between listing and reading
+            pass
+        time.sleep(SAMPLE_EVERY)
+    stdout, _ = process.communicate()
+    if process.returncode:
+        raise SystemExit(f"the run on {what} failed (exit code {process.returncode})")
+    return {**json.loads(stdout.strip().splitlines()[-1]), "worker_peak_mb": worker / MB}
+
+
 def measure(drawn: pd.DataFrame, cells: int, jobs: int, workdir: Path) -> dict[str, float]:
     """Make ``cells`` files, run the child on them, sample its workers; delete the files after."""
     data, out = workdir / f"cells_{cells}", workdir / f"run_{cells}"
     try:
         manifest = write_cells(drawn, cells, data)
-        process = subprocess.Popen([sys.executable, __file__, "--child", "--data", str(manifest), "--out", str(out),
-                                    "--jobs", str(jobs)], stdout=subprocess.PIPE, text=True)
-        main, worker = psutil.Process(process.pid), 0
-        while process.poll() is None:
-            try:
-                children = main.children(recursive=True)
-                worker = max([worker, *(c.memory_info().rss for c in children)])
-            except psutil.NoSuchProcess:  # a worker ended between listing and reading
-                pass
-            time.sleep(SAMPLE_EVERY)
-        stdout, _ = process.communicate()
-        if process.returncode:
-            raise SystemExit(f"the run on {cells} cells failed (exit code {process.returncode})")
-        result = json.loads(stdout.strip().splitlines()[-1])
-        return {"cells": cells, **result, "worker_peak_mb": worker / MB}
+        result = sample_child([sys.executable, __file__, "--child", "--data", str(manifest), "--out", str(out),
+                               "--jobs", str(jobs)], f"{cells} cells")
+        return {"cells": cells, **result}
     finally:
         shutil.rmtree(data, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
@@ -115,20 +136,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,4000,16000", help="comma-separated cell counts")
     parser.add_argument("--jobs", type=int, default=2, help="workers of the run (default 2)")
-    parser.add_argument("--distinct", type=int, default=500, help="cells drawn by the demo generator (default 500)")
-    parser.add_argument("--workdir", type=Path, help="where to draw the cells (default: a temporary folder)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--data", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
+    add_shared_arguments(parser)
     args = parser.parse_args()
     if args.child:
         child(args)
         return
     sizes = sorted(int(v) for v in args.sizes.split(","))
     with tempfile.TemporaryDirectory(prefix="leukoscope-scale-", dir=args.workdir) as tmp:
-        top = generate_demo(Path(tmp) / "drawn", subjects=SUBJECTS, cells=min(args.distinct, sizes[-1]), seed=0,
-                            jobs=args.jobs, quiet=True)
-        drawn = load_dataset(top).samples
+        _top, drawn = draw(Path(tmp), min(args.distinct, sizes[-1]), args.jobs)
         print(f"{'cells':>7} {'seconds':>8} {'cells/s':>8} {'main MB':>8} {'worker MB':>9} "
               f"{'time/linear':>11} {'main RSS x':>10} {'worker RSS x':>12}", flush=True)
         first = None

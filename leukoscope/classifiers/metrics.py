@@ -17,6 +17,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from leukoscope.classifiers.subjects import subject_call
+
 METRICS: tuple[str, ...] = (
     "accuracy",
     "precision",
@@ -322,8 +324,9 @@ def subject_vote_accuracy(
     """Accuracy of a per-subject majority vote, and the number of subjects voted on.
 
     A subject is called ALL when more than half of its cells are predicted ALL (a tie goes to
-    the mean ``y_score`` >= 0.5); its true class is the majority of its cells' labels (ALL on
-    a tie). Samples with an unknown (``""``) subject are left out.
+    the mean ``y_score`` >= 0.5: :func:`~leukoscope.classifiers.subjects.subject_call`); its
+    true class is the majority of its cells' labels (ALL on a tie). Samples with an unknown
+    (``""``) subject are left out.
 
     Returns
     -------
@@ -339,7 +342,7 @@ def subject_vote_accuracy(
     if frame.empty:
         return float("nan"), 0
     means = frame.groupby("subject")[["true", "pred", "score"]].mean()
-    called = (means["pred"] > 0.5) | ((means["pred"] == 0.5) & (means["score"] >= 0.5))
+    called = subject_call(means["pred"], means["score"])
     truth = means["true"] >= 0.5
     return float((called == truth).mean()), len(means)
 

@@ -258,19 +258,18 @@ def inner_splits(
     return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x, y))
 
 
-def fit_predict(
+def fit_best(
     name: ClassifierName | str,
     x_train: np.ndarray,
     y_train: np.ndarray,
-    x_test: np.ndarray,
     *,
     groups: Sequence[str] | np.ndarray | None = None,
     inner_folds: int = 3,
     seed: int = 0,
     pca_columns: Sequence[int] | np.ndarray = (),
     pca_components: int = 0,
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Tune ``name`` by inner CV on the training part, refit it there, and score the test part.
+) -> tuple[Pipeline, dict[str, Any]]:
+    """Tune ``name`` by inner CV on the training part and refit the best setting there.
 
     Parameters
     ----------
@@ -279,7 +278,6 @@ def fit_predict(
         May hold NaN (imputed by the training median).
     y_train : (n_train,) int ndarray
         1 = ALL, 0 = HEM.
-    x_test : (n_test, n_features) float ndarray
     groups : (n_train,) sequence of str, optional
         Subject of every training row; the inner CV (and the SVM's Platt calibration) is
         grouped by it when none is empty.
@@ -291,8 +289,8 @@ def fit_predict(
 
     Returns
     -------
-    y_score : (n_test,) float ndarray
-        P(ALL) of every test row.
+    estimator : Pipeline
+        The best setting's pipeline, refitted on the whole training part.
     best_params : dict
         The chosen grid point (model parameter names, without the pipeline prefix).
 
@@ -326,7 +324,20 @@ def fit_predict(
     grouped_svm = name is ClassifierName.SVM and _grouped(group_array)
     search.fit(x_train, y_train, **({"model__groups": group_array} if grouped_svm else {}))
     best = {key.rpartition("__")[2]: value for key, value in search.best_params_.items()}
-    return search.predict_proba(x_test)[:, 1], best
+    return search.best_estimator_, best
+
+
+def fit_predict(
+    name: ClassifierName | str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    **options: Any,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """:func:`fit_best`, then P(ALL) of every row of ``x_test`` ((n_test, n_features) float
+    ndarray); returns ``(y_score, best_params)``."""
+    estimator, best = fit_best(name, x_train, y_train, **options)
+    return estimator.predict_proba(x_test)[:, 1], best
 
 
 __all__ = [
@@ -334,6 +345,7 @@ __all__ = [
     "THRESHOLD",
     "PlattSVC",
     "build_pipeline",
+    "fit_best",
     "fit_predict",
     "inner_splits",
     "make_estimator",

@@ -1,10 +1,11 @@
-"""The ``leukoscope`` command line: demo-data, fields, segment, features, compare.
+"""The ``leukoscope`` command line: demo-data, fields, segment, features, compare, train, predict.
 
-Every analysis subcommand reads ``--config FILE.toml`` and lets flags override it, loads the
-dataset, writes ``manifest.csv``, ``rejected.csv`` and ``run.json`` in the run directory, then
-runs its stage (and the stages it needs that the run directory lacks). A dataset of whole smear
-fields is first cut into single cells (:mod:`leukoscope.pipeline.fields_run`), which become the
-samples; ``fields`` runs that step alone.
+Every analysis subcommand reads ``--config FILE.toml`` and lets flags override it (``predict``
+takes its settings from ``--model``'s card instead), loads the dataset, writes ``manifest.csv``,
+``rejected.csv`` and ``run.json`` in the run directory, then runs its stage (and the stages it
+needs that the run directory lacks). A dataset of whole smear fields is first cut into single
+cells (:mod:`leukoscope.pipeline.fields_run`), which become the samples; ``fields`` runs that
+step alone.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from leukoscope.pipeline.graph import COMMANDS, run_targets
 from leukoscope.pipeline.groundtruth import ExpertMaskError
 from leukoscope.pipeline.inputs import hash_input, warn_about_copies
 from leukoscope.pipeline.layout import Stage
+from leukoscope.pipeline.model_card import prediction_config
+from leukoscope.pipeline.model_folder import ModelFolderError, open_model_folder
 from leukoscope.pipeline.parallel import capped_jobs, parallel_map
 from leukoscope.pipeline.refiner_data import RefinerTrainingError
 from leukoscope.pipeline.refiner_model import RefinerModelError
@@ -44,8 +47,8 @@ log = logging.getLogger("leukoscope")
 
 #: errors a user can fix (config, dataset, inputs, settings the data cannot satisfy): one line, exit 2;
 #: anything else is a bug and keeps its traceback
-USER_ERRORS = (ConfigError, DaskSchedulerError, DatasetError, EvaluationError, ExpertMaskError, RefinerModelError,
-               RefinerTrainingError, RunDirError, WeightsUnavailableError)
+USER_ERRORS = (ConfigError, DaskSchedulerError, DatasetError, EvaluationError, ExpertMaskError, ModelFolderError,
+               RefinerModelError, RefinerTrainingError, RunDirError, WeightsUnavailableError)
 #: command-line flag (argparse dest) -> config key it overrides
 OVERRIDES = {
     "data": "data.path",
@@ -71,21 +74,29 @@ OVERRIDES = {
     "red_cell_diameter": "fields.red_cell_diameter",
     "boxes": "fields.boxes",
 }
+#: the keys ``predict`` takes from the command line (the rest comes from the model card)
+PREDICT_OVERRIDES = ("data", "dataset", "out", "jobs", "backend", "scheduler", "quiet", "bootstrap", "refiner_model")
+
+
+def _add_io_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """Where the data are, where the run goes, and how the work is run (every analysis command)."""
+    parser.add_argument("--data", required=required,
+                        help="dataset folder, or a manifest CSV (path,label[,subject][,split])")
+    parser.add_argument("--dataset", help="layout of --data: auto, cnmc, allidb2, folder, manifest; whole "
+                                          "fields: allidb1, voc, fields")
+    parser.add_argument("--out", required=required, help="run directory (default from the config: runs/demo)")
+    parser.add_argument("--jobs", type=int, help="parallel workers (at most the cores available; -1: all cores)")
+    parser.add_argument("--backend", help="joblib backend: loky, threading, dask")
+    parser.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://host:8786 (implies --backend dask)")
+    parser.add_argument("--quiet", action="store_true", default=None, help="warnings and errors only: no progress, no notes")
+    parser.add_argument("--force", action="store_true",
+                        help="reuse a run directory made from another dataset: delete its earlier results (caches are kept)")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="a shipped config's name (demo, cnmc, allidb2) or a .toml file")
-    parser.add_argument("--data", help="dataset folder, or a manifest CSV (path,label[,subject][,split])")
-    parser.add_argument("--dataset", help="layout of --data: auto, cnmc, allidb2, folder, manifest; whole "
-                                          "fields: allidb1, voc, fields")
-    parser.add_argument("--out", help="run directory (default from the config: runs/demo)")
-    parser.add_argument("--jobs", type=int, help="parallel workers (at most the cores available; -1: all cores)")
-    parser.add_argument("--backend", help="joblib backend: loky, threading, dask")
-    parser.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://host:8786 (implies --backend dask)")
+    _add_io_options(parser)
     parser.add_argument("--seed", type=int, help="random seed")
-    parser.add_argument("--quiet", action="store_true", default=None, help="warnings and errors only: no progress, no notes")
-    parser.add_argument("--force", action="store_true",
-                        help="reuse a run directory made from another dataset: delete its earlier results (caches are kept)")
     parser.add_argument("--masks", help="folder of expert masks to score the segmentation against")
     parser.add_argument("--refiner", help="mask refiner: none, unet")
     parser.add_argument("--refiner-model", dest="refiner_model", help="refiner .keras model file")
@@ -115,19 +126,29 @@ def build_parser() -> argparse.ArgumentParser:
         "features": "handcrafted features and frozen-CNN embeddings as CSV",
         "compare": "classifiers on every feature set, evaluated without patient leakage, with a report",
     }
+    helps["train"] = ("fit the chosen models on the labelled training data and write a model folder each "
+                      "(RUN/models/<name>), after compare when its results are missing")
     for name, text in helps.items():
         _add_run_options(sub.add_parser(name, help=text, description=text))
     sub.choices["fields"].add_argument("--boxes", action="store_true", default=None,
                                        help="score the detection against the annotated boxes (voc)")
-    compare = sub.choices["compare"]
-    compare.add_argument("--protocol", help="evaluation: auto, official, group-cv, stratified-cv, blocked-cv")
-    compare.add_argument("--folds", type=int, help="outer cross-validation folds")
-    compare.add_argument("--models", help="comma-separated: svm, logreg, rf, knn, xgboost")
-    compare.add_argument("--feature-sets", dest="feature_sets", help="comma-separated: handcrafted, cnn, hybrid, head")
-    compare.add_argument("--hybrid-pca", dest="hybrid_pca", type=int, help="PCA components of the embedding part of hybrid sets (0: none)")
-    compare.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals")
-    compare.add_argument("--heads", help="backbones to train sigmoid heads on (frozen; the paper's fine-tuning): "
-                                         "comma-separated, 'all' or 'none'")
+    for name in ("compare", "train"):
+        command = sub.choices[name]
+        command.add_argument("--protocol", help="evaluation: auto, official, group-cv, stratified-cv, blocked-cv")
+        command.add_argument("--folds", type=int, help="outer cross-validation folds")
+        command.add_argument("--models", help="comma-separated: svm, logreg, rf, knn, xgboost")
+        command.add_argument("--feature-sets", dest="feature_sets", help="comma-separated: handcrafted, cnn, hybrid, head")
+        command.add_argument("--hybrid-pca", dest="hybrid_pca", type=int, help="PCA components of the embedding part of hybrid sets (0: none)")
+        command.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals")
+        command.add_argument("--heads", help="backbones to train sigmoid heads on (frozen; the paper's fine-tuning): "
+                                             "comma-separated, 'all' or 'none'")
+    text = "apply a trained model folder to new cells (labelled or not): predictions per cell and per subject"
+    predict = sub.add_parser("predict", help=text, description=text)
+    predict.add_argument("--model", type=Path, required=True, help="model folder written by 'leukoscope train'")
+    _add_io_options(predict, required=True)
+    predict.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals (labelled cells)")
+    predict.add_argument("--refiner-model", dest="refiner_model",
+                         help="the refiner .keras file the model was trained with, when it is elsewhere here")
     add_train_refiner_parser(sub)
     shown = sub.add_parser("config", help="list the shipped configs or print one",
                            description="List the configs shipped in the package, or print one to start your own from.")
@@ -137,11 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
-    """The config file's values with the command-line flags on top."""
+    """The config file's values with the command-line flags on top; for ``predict``, the model
+    card's settings with the data and run flags on top."""
     overrides = {key: getattr(args, dest, None) for dest, key in OVERRIDES.items()}
     if getattr(args, "scheduler", None) and getattr(args, "backend", None) is None:
         overrides["run.backend"] = Backend.DASK.value  # --scheduler implies --backend dask
-    config = load_config(args.config, overrides)
+    if args.command == "predict":
+        folder = open_model_folder(args.model)
+        picked = {OVERRIDES[dest]: overrides[OVERRIDES[dest]] for dest in PREDICT_OVERRIDES}
+        config = prediction_config(folder.card, folder.path, {**picked, "data.demo": False})
+    else:
+        config = load_config(args.config, overrides)
     return config.with_overrides({"run.jobs": capped_jobs(config.run.jobs)})
 
 
@@ -269,9 +296,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"done: results in {run.path}")
         if args.command == "compare":
             for name in ("report.html", "report.md", "results.csv"):
-                print(f"  {run.path / 'compare' / name}")
+                print(f"  {run.compare_file(name)}")
         if args.command == "fields":
             for path in (run.cells_table, run.field_overlays_dir, run.fields_montage):
+                print(f"  {path}")
+        if args.command == "predict":
+            for path in (run.predictions_table, run.subjects_table):
                 print(f"  {path}")
         return 0
     except USER_ERRORS as exc:

@@ -43,6 +43,7 @@ from leukoscope.pipeline.config_rules import (
     plain,
 )
 from leukoscope.pipeline.imageio import MAX_SIDE, MIN_SIDE
+from leukoscope.pipeline.predict_config import PredictConfig
 from leukoscope.pipeline.weights import AUTO, IMAGENET, RANDOM
 from leukoscope.segmentation.choices import Background, Channel, Enhancement, Refiner, ThresholdMethod
 
@@ -199,6 +200,7 @@ class Config:
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain, JSON-serialisable view (enums as their values)."""

@@ -14,6 +14,7 @@ builds the network when every sample is cached.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -123,6 +124,18 @@ def build_network(job: EmbeddingJob) -> Any:
         raise WeightsUnavailableError(str(exc)) from exc
 
 
+def network_sha256(network: Any) -> str:
+    """SHA-256 of a network's weights: every weight array's bytes, in the network's order.
+
+    Two networks with this digest in common compute the same features; random weights built
+    from one seed under another Keras version or backend may not.
+    """
+    digest = hashlib.sha256()
+    for array in network.get_weights():
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
 class NetworkCache:
     """Each job's backbone and pooling extractor, built once and shared by its passes.
 
@@ -133,6 +146,10 @@ class NetworkCache:
     def __init__(self) -> None:
         self._backbones: dict[EmbeddingJob, Any] = {}
         self._extractors: dict[EmbeddingJob, Any] = {}
+
+    def provide(self, job: EmbeddingJob, backbone: Any) -> None:
+        """Use ``backbone`` (e.g. loaded from a trained model) for ``job`` instead of building it."""
+        self._backbones[dataclasses.replace(job, mirror=False)] = backbone
 
     def backbone(self, job: EmbeddingJob) -> Any:
         """The backbone of ``job`` (built on first use)."""
@@ -328,4 +345,5 @@ def check_backbones(backbones: tuple[Any, ...], *, weights: str) -> None:
         resolve_weights(get_backbone(backbone), weights)
 
 
-__all__ = ["EmbeddingJob", "check_backbones", "NetworkCache", "build_network", "embedding_job", "iter_pooled", "set_keras_threads"]
+__all__ = ["EmbeddingJob", "check_backbones", "NetworkCache", "build_network", "embedding_job", "iter_pooled",
+           "network_sha256", "set_keras_threads"]

@@ -1,12 +1,14 @@
-"""The stage graph: segmentation -> handcrafted -> embeddings -> heads -> compare.
+"""The stage graph: segmentation -> handcrafted -> embeddings -> heads -> compare -> train; predict.
 
 ::
 
     segmentation ──> handcrafted ─────────┐
        │  (mask_background)               v
-       ├──────> embeddings ───────────> compare
+       ├──────> embeddings ───────────> compare ──> train
        │  (heads.mask_background)         ^
        └──────> heads ────────────────────┘
+
+    segmentation ──> [handcrafted] ──> [embeddings] ──> predict   (what the model's inputs need)
 
 Each stage module (:mod:`leukoscope.pipeline.stages`) declares a
 :class:`~leukoscope.pipeline.stage.StageSpec`: what it needs under a config, whether it has work,
@@ -28,19 +30,22 @@ from leukoscope.pipeline.freshness import samples_digest, stage_key
 from leukoscope.pipeline.layout import Stage
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
-from leukoscope.pipeline.stages import compare, embeddings, handcrafted, heads, segment
+from leukoscope.pipeline.stages import compare, embeddings, handcrafted, heads, predict, segment, train
 
 log = logging.getLogger(__name__)
 
 #: every stage, in an order where each comes after those it may need
 STAGES: dict[Stage, StageSpec] = {
-    spec.name: spec for spec in (segment.STAGE, handcrafted.STAGE, embeddings.STAGE, heads.STAGE, compare.STAGE)
+    spec.name: spec for spec in (segment.STAGE, handcrafted.STAGE, embeddings.STAGE, heads.STAGE, compare.STAGE,
+                                 train.STAGE, predict.STAGE)
 }
 #: the stages a command targets (those without work under its config are left out)
 COMMANDS: dict[str, tuple[Stage, ...]] = {
     "segment": (Stage.SEGMENTATION,),
     "features": (Stage.HANDCRAFTED, Stage.EMBEDDINGS),
     "compare": (Stage.COMPARE,),
+    "train": (Stage.TRAIN,),
+    "predict": (Stage.PREDICT,),
 }
 
 

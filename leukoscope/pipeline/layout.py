@@ -21,7 +21,20 @@ Nothing else in leukoscope builds a path inside a run directory by hand; stages 
         compare/          results.csv, predictions.csv, feature_sets.csv, class_counts.csv, paired.csv,
                           nested_chosen.csv, nested_inner_scores.csv, calibration.csv, repeats.csv,
                           confound.csv, report.md, report.html, *.png
+        models/           <model>_<feature set>/ and head_<backbone>/: one model folder each
+                          (see :class:`ModelLayout`), written by ``leukoscope train``
+        predict/          predictions.csv, subjects.csv, shift.csv, results.csv (labelled cells),
+                          cnmc_<split>_submission.zip (C-NMC test sets)
         <stage folder>/.<stage>.stage.json   what the stage's outputs were computed from
+
+A model folder (:class:`ModelLayout`) can be copied anywhere::
+
+    MODEL_DIR/
+        model.json        the model card: inputs, training data, evaluation, versions
+        MODEL.md          the same card for people: intended use and limits
+        model.skops       a scikit-learn pipeline (skops), or
+        model.keras       a sigmoid head with its backbone (Keras, loaded with safe_mode)
+        SHA256SUMS        the SHA-256 of every other file (``sha256sum -c SHA256SUMS`` checks it)
 """
 
 from __future__ import annotations
@@ -45,6 +58,8 @@ class Stage(str, Enum):
     EMBEDDINGS = "embeddings"
     HEADS = "heads"
     COMPARE = "compare"
+    TRAIN = "train"
+    PREDICT = "predict"
 
 
 MANIFEST_COLUMNS = ["sample_id", "path", "label", "subject", "split", "sha256"]
@@ -63,7 +78,8 @@ UNIT_COLUMN = "unit"
 #: folder of each stage's outputs (the embeddings are features too)
 _FOLDERS = {
     Stage.FIELDS: "fields", Stage.SEGMENTATION: "segmentation", Stage.HANDCRAFTED: "features",
-    Stage.EMBEDDINGS: "features", Stage.HEADS: "heads", Stage.COMPARE: "compare",
+    Stage.EMBEDDINGS: "features", Stage.HEADS: "heads", Stage.COMPARE: "compare", Stage.TRAIN: "models",
+    Stage.PREDICT: "predict",
 }
 #: the file that marks a folder as a leukoscope run directory
 RUN_MARKER = ".leukoscope-run"
@@ -264,9 +280,56 @@ class RunLayout:
     def compare_file(self, name: str) -> Path:
         return self.folder(Stage.COMPARE) / name
 
+    # -- train --------------------------------------------------------------------------
+    def model_dir(self, name: str) -> Path:
+        """The model folder ``name`` (e.g. ``xgboost_handcrafted``, ``head_resnet50``)."""
+        return self.folder(Stage.TRAIN) / name
+
+    # -- predict ------------------------------------------------------------------------
+    def predict_file(self, name: str) -> Path:
+        return self.folder(Stage.PREDICT) / name
+
+    @property
+    def predictions_table(self) -> Path:
+        return self.predict_file("predictions.csv")
+
+    @property
+    def subjects_table(self) -> Path:
+        return self.predict_file("subjects.csv")
+
+
+class ModelLayout:
+    """The files of one model folder (see the module docstring); creates nothing.
+
+    Parameters
+    ----------
+    path : str or Path
+        The model folder.
+    """
+
+    CARD = "model.json"
+    CARD_TEXT = "MODEL.md"
+    ESTIMATOR = "model.skops"
+    HEAD = "model.keras"
+    DIGESTS = "SHA256SUMS"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def card_path(self) -> Path:
+        return self.path / self.CARD
+
+    @property
+    def digests_path(self) -> Path:
+        return self.path / self.DIGESTS
+
 
 __all__ = [
     "CACHE_FOLDER", "HEAD_OUTPUT_COLUMNS", "META_COLUMNS", "MANIFEST_COLUMNS", "PREDICTION_COLUMNS", "QC_COLUMN",
-    "REJECTED_COLUMNS", "RUN_MARKER", "UNIT_COLUMN", "WEIGHTS_COLUMN", "RunLayout", "Stage", "cache_key", "cnn_name",
-    "cutout_id", "head_name", "is_run_dir", "missing_mask_reason", "sha256_file",
+    "REJECTED_COLUMNS", "RUN_MARKER", "UNIT_COLUMN", "WEIGHTS_COLUMN", "ModelLayout", "RunLayout", "Stage",
+    "cache_key", "cnn_name", "cutout_id", "head_name", "is_run_dir", "missing_mask_reason", "sha256_file",
 ]

@@ -36,9 +36,9 @@ import pandas as pd
 
 from leukoscope.classifiers.baselines import class_counts, majority_predictions
 from leukoscope.classifiers.calibration import calibration_table
-from leukoscope.classifiers.choices import FeatureSetKind, Protocol
+from leukoscope.classifiers.choices import Protocol
 from leukoscope.classifiers.errors import EvaluationError
-from leukoscope.classifiers.featuresets import ID_COLUMNS, NO_WEIGHTS, FeatureSet, hybrid_set, single_set
+from leukoscope.classifiers.featuresets import NO_WEIGHTS, FeatureSet, single_set
 from leukoscope.classifiers.intervals import small_sample_warning
 from leukoscope.classifiers.repeats import iter_repeats, summarise_repeats
 from leukoscope.classifiers.splits import Split, encode_labels, iter_splits, resolve_protocol, split_groups
@@ -57,8 +57,15 @@ from leukoscope.pipeline.evaluation import (
     unit_name,
     with_truth,
 )
+from leukoscope.pipeline.feature_tables import (
+    build_feature_sets,
+    needs_handcrafted,
+    read_features,
+    wanted_backbones,
+    wanted_heads,
+)
 from leukoscope.pipeline.freshness import settings_of
-from leukoscope.pipeline.layout import HEAD_OUTPUT_COLUMNS, PREDICTION_COLUMNS, RunLayout, Stage, cnn_name, head_name
+from leukoscope.pipeline.layout import HEAD_OUTPUT_COLUMNS, PREDICTION_COLUMNS, RunLayout, Stage, head_name
 from leukoscope.pipeline.report import write_report
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
@@ -66,35 +73,17 @@ from leukoscope.segmentation.choices import Background
 
 log = logging.getLogger(__name__)
 
-FEATURE_SET_COLUMNS = ["feature_set", "weights", "n_features", "n_labelled", "n_missing", "n_dropped", "n_imputed", "pca_components"]
 SURROUND_SET = "surround"
 
 
 # -- inputs ---------------------------------------------------------------------------------
-def _wanted_backbones(config: Config) -> list[str]:
-    kinds = set(config.compare.feature_sets)
-    if kinds & {FeatureSetKind.CNN, FeatureSetKind.HYBRID}:
-        return [b.value for b in config.features.backbones]
-    return []
-
-
-def _needs_handcrafted(config: Config) -> bool:
-    return bool(set(config.compare.feature_sets) & {FeatureSetKind.HANDCRAFTED, FeatureSetKind.HYBRID})
-
-
-def _wanted_heads(config: Config) -> list[str]:
-    if FeatureSetKind.HEAD not in config.compare.feature_sets:
-        return []
-    return [b.value for b in config.heads.backbones]
-
-
 def _feature_files(config: Config, layout: RunLayout) -> list[Path]:
-    files = [layout.handcrafted_table] if _needs_handcrafted(config) else []
-    return files + [layout.embeddings_table(b) for b in _wanted_backbones(config)]
+    files = [layout.handcrafted_table] if needs_handcrafted(config) else []
+    return files + [layout.embeddings_table(b) for b in wanted_backbones(config)]
 
 
 def _missing_heads(config: Config, layout: RunLayout) -> list[str]:
-    wanted = [head_name(b) for b in _wanted_heads(config)]
+    wanted = [head_name(b) for b in wanted_heads(config)]
     path = layout.head_predictions
     table = pd.read_csv(path, dtype=str) if wanted and path.exists() else pd.DataFrame()
     have = set(table["feature_set"]) if "feature_set" in table.columns else set()
@@ -124,56 +113,9 @@ def check_inputs(config: Config, layout: RunLayout) -> None:
         )
 
 
-def read_features(path: Path) -> pd.DataFrame:
-    """A features CSV with its id columns as str ("" when empty) and the rest as numbers."""
-    text_columns = {name: str for name in (*ID_COLUMNS, "weights", "qc_flag")}
-    table = pd.read_csv(path, dtype=text_columns)
-    present = [c for c in text_columns if c in table.columns]
-    table[present] = table[present].fillna("")
-    return table
-
-
-def build_feature_sets(config: Config, run: RunDir, labelled_ids: set[str]) -> tuple[list[FeatureSet], pd.DataFrame]:
-    """The configured feature sets, restricted to the labelled samples, and their row counts."""
-    kinds = set(config.compare.feature_sets)
-
-    def restricted(path: Path) -> pd.DataFrame:
-        table = read_features(path)
-        return table[table["sample_id"].isin(labelled_ids)].reset_index(drop=True)
-
-    hand = restricted(run.handcrafted_table) if _needs_handcrafted(config) else None
-    sets = []
-    if FeatureSetKind.HANDCRAFTED in kinds:
-        sets.append(single_set("handcrafted", hand, source=str(run.handcrafted_table)))
-    for backbone in _wanted_backbones(config):
-        path = run.embeddings_table(backbone)
-        emb = restricted(path)
-        if FeatureSetKind.CNN in kinds:
-            sets.append(single_set(cnn_name(backbone), emb, source=str(path)))
-        if FeatureSetKind.HYBRID in kinds:
-            sets.append(hybrid_set(backbone, hand, emb, sources=(str(run.handcrafted_table), str(path))))
-    counts = pd.DataFrame(
-        [
-            {
-                "feature_set": fs.name,
-                "weights": fs.weights,
-                "n_features": len(fs.columns),
-                "n_labelled": len(labelled_ids),
-                "n_missing": len(labelled_ids) - len(fs.sample_ids) - fs.n_dropped,
-                "n_dropped": fs.n_dropped,
-                "n_imputed": fs.n_imputed,
-                "pca_components": min(config.compare.hybrid_pca, len(fs.pca_columns)),
-            }
-            for fs in sets
-        ],
-        columns=FEATURE_SET_COLUMNS,
-    )
-    return sets, counts
-
-
 def read_head_predictions(config: Config, run: RunDir) -> pd.DataFrame:
     """The configured heads' rows of ``RUN/heads/predictions.csv`` (empty without heads)."""
-    wanted = {head_name(b) for b in _wanted_heads(config)}
+    wanted = {head_name(b) for b in wanted_heads(config)}
     if not wanted:
         return pd.DataFrame(columns=[*PREDICTION_COLUMNS, "weights", *HEAD_OUTPUT_COLUMNS])
     path = run.head_predictions
@@ -368,9 +310,9 @@ def _write(run: RunDir, evaluation: Evaluation, inner_scores: pd.DataFrame) -> N
 
 
 def _needs(config: Config) -> tuple[Stage, ...]:
-    return tuple(stage for stage, wanted in ((Stage.HANDCRAFTED, _needs_handcrafted(config)),
-                                             (Stage.EMBEDDINGS, bool(_wanted_backbones(config))),
-                                             (Stage.HEADS, bool(_wanted_heads(config)))) if wanted)
+    return tuple(stage for stage, wanted in ((Stage.HANDCRAFTED, needs_handcrafted(config)),
+                                             (Stage.EMBEDDINGS, bool(wanted_backbones(config))),
+                                             (Stage.HEADS, bool(wanted_heads(config)))) if wanted)
 
 
 def _check(config: Config, samples: pd.DataFrame) -> None:
