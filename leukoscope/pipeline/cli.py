@@ -59,6 +59,7 @@ OVERRIDES = {
     "hybrid_pca": "compare.hybrid_pca",
     "bootstrap": "compare.bootstrap",
     "heads": "heads.backbones",
+    "format": "features.format",
 }
 
 
@@ -95,11 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     helps = {
         "segment": "segment every cell (whole cell, nucleus, cytoplasm) with overlays",
-        "features": "handcrafted features and frozen-CNN embeddings as CSV",
+        "features": "handcrafted features, their statistics per subject and per feature, and frozen-CNN "
+                    "embeddings as CSV (and Parquet)",
         "compare": "classifiers on every feature set, evaluated without patient leakage, with a report",
     }
     for name, text in helps.items():
         _add_run_options(sub.add_parser(name, help=text, description=text))
+    for name in ("features", "compare"):
+        sub.choices[name].add_argument(
+            "--format", help="features tables: csv, or parquet for a typed Parquet copy beside every CSV")
     compare = sub.choices["compare"]
     compare.add_argument("--protocol", help="evaluation: auto, official, group-cv, stratified-cv")
     compare.add_argument("--folds", type=int, help="outer cross-validation folds")

@@ -21,8 +21,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from leukoscope.classifiers.choices import ClassifierName, FeatureSetKind, Protocol
-from leukoscope.features.choices import Backbone, Family
-from leukoscope.pipeline.choices import Backend, DatasetKind
+from leukoscope.features.choices import Backbone, Family, QcRule
+from leukoscope.pipeline.choices import Backend, DatasetKind, TableFormat
 from leukoscope.segmentation.choices import (
     Background,
     Channel,
@@ -79,7 +79,11 @@ class SegmentationConfig:
 
 @dataclass(frozen=True)
 class FeaturesConfig:
-    """Handcrafted families and frozen-CNN embeddings."""
+    """Handcrafted families, frozen-CNN embeddings, and the statistics of the handcrafted features.
+
+    ``format = "parquet"`` adds a typed Parquet copy beside every features CSV;
+    ``statistics_bootstrap`` is the number of bootstrap replicates of the effect-size intervals.
+    """
 
     families: tuple[Family, ...] = tuple(Family)
     haralick_distance: int = 1
@@ -90,6 +94,8 @@ class FeaturesConfig:
     batch_size: int = 32
     mask_background: bool = True
     threads: int = 0
+    format: TableFormat = TableFormat.CSV
+    statistics_bootstrap: int = 2000
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,11 @@ class HeadsConfig:
 
 @dataclass(frozen=True)
 class CompareConfig:
-    """Which models on which feature sets, under which evaluation protocol."""
+    """Which models on which feature sets, under which evaluation protocol.
+
+    ``qc``: what the statistics of the features (``subjects.csv``, ``univariate.csv``) do with
+    cells whose ``qc_flag`` is set: ``keep`` them or ``drop_flagged``.
+    """
 
     protocol: Protocol = Protocol.AUTO
     folds: int = 5
@@ -124,6 +134,7 @@ class CompareConfig:
     feature_sets: tuple[FeatureSetKind, ...] = tuple(FeatureSetKind)
     hybrid_pca: int = 0
     bootstrap: int = 1000
+    qc: QcRule = QcRule.KEEP
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
-"""The stage graph: segmentation -> handcrafted -> embeddings -> heads -> compare.
+"""The stage graph: segmentation -> handcrafted -> statistics -> embeddings -> heads -> compare.
 
 ::
 
-    segmentation ──> handcrafted ─────────┐
-       │  (mask_background)               v
-       ├──────> embeddings ───────────> compare
-       │  (heads.mask_background)         ^
-       └──────> heads ────────────────────┘
+    segmentation ──> handcrafted ──┬──> statistics ──┐
+       │  (mask_background)        └─────────────────┤
+       ├──────> embeddings ──────────────────────────┼──> compare
+       │  (heads.mask_background)                    │
+       └──────> heads ───────────────────────────────┘
 
 Each stage module (:mod:`leukoscope.pipeline.stages`) declares a
 :class:`~leukoscope.pipeline.stage.StageSpec`: what it needs under a config, whether it has work,
@@ -25,18 +25,19 @@ from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.layout import Stage
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
-from leukoscope.pipeline.stages import compare, embeddings, handcrafted, heads, segment
+from leukoscope.pipeline.stages import compare, embeddings, handcrafted, heads, segment, statistics
 
 log = logging.getLogger(__name__)
 
 #: every stage, in an order where each comes after those it may need
 STAGES: dict[Stage, StageSpec] = {
-    spec.name: spec for spec in (segment.STAGE, handcrafted.STAGE, embeddings.STAGE, heads.STAGE, compare.STAGE)
+    spec.name: spec for spec in (segment.STAGE, handcrafted.STAGE, statistics.STAGE, embeddings.STAGE, heads.STAGE,
+                                 compare.STAGE)
 }
 #: the stages a command targets (those without work under its config are left out)
 COMMANDS: dict[str, tuple[Stage, ...]] = {
     "segment": (Stage.SEGMENTATION,),
-    "features": (Stage.HANDCRAFTED, Stage.EMBEDDINGS),
+    "features": (Stage.HANDCRAFTED, Stage.STATISTICS, Stage.EMBEDDINGS),
     "compare": (Stage.COMPARE,),
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,9 +186,10 @@ def paper_table(results: pd.DataFrame) -> pd.DataFrame:
 
 def build_blocks(
     *, results: pd.DataFrame, feature_sets: pd.DataFrame, protocol: Protocol, config: Config,
-    n_folds: int, captions: dict[str, str],
+    n_folds: int, captions: dict[str, str], sections: Sequence[Block] = (),
 ) -> list[Block]:
-    """The report's content, independent of its format."""
+    """The report's content, independent of its format; ``sections`` come last (e.g.
+    :func:`leukoscope.pipeline.report_statistics.statistics_section`)."""
     folds = "one split" if protocol is Protocol.OFFICIAL else f"{n_folds} folds, seed {config.run.seed}"
     blocks = [
         Block("h1", "leukoscope comparison report"),
@@ -231,7 +233,7 @@ def build_blocks(
         Block("img", CONFUSION_PNG, caption=captions[CONFUSION_PNG]),
         Block("img", ROC_PNG, caption=captions[ROC_PNG]),
     ]
-    return blocks
+    return blocks + list(sections)
 
 
 def _md_table(table: pd.DataFrame) -> str:
@@ -284,16 +286,18 @@ def to_html(blocks: list[Block], folder: Path) -> str:
 
 def write_report(
     folder: Path, *, results: pd.DataFrame, predictions: pd.DataFrame, feature_sets: pd.DataFrame,
-    protocol: Protocol, config: Config, n_folds: int,
+    protocol: Protocol, config: Config, n_folds: int, sections: Sequence[Block] = (),
 ) -> list[Path]:
-    """Write the two figures, ``report.md`` and ``report.html`` into ``folder``; return their paths."""
+    """Write the two figures, ``report.md`` and ``report.html`` into ``folder``; return their paths.
+
+    ``sections``: further blocks at the end; their images are paths relative to ``folder``."""
     folder = Path(folder)
     captions = {}
     for name, make in ((CONFUSION_PNG, confusion_grid), (ROC_PNG, roc_figure)):
         image, captions[name] = make(results, predictions)
         write_png(image, folder / name)
     blocks = build_blocks(results=results, feature_sets=feature_sets, protocol=protocol, config=config,
-                          n_folds=n_folds, captions=captions)
+                          n_folds=n_folds, captions=captions, sections=sections)
     write_text(to_markdown(blocks), folder / "report.md")
     write_text(to_html(blocks, folder), folder / "report.html")
     return [folder / CONFUSION_PNG, folder / ROC_PNG, folder / "report.md", folder / "report.html"]

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from leukoscope.pipeline import cli, graph
+from leukoscope.pipeline.choices import TableFormat
 from leukoscope.pipeline.config import Config
 
 from .cnmc_tree import make_cnmc_tree
@@ -80,3 +81,27 @@ def test_a_bad_setting_fails_before_any_stage_runs(tmp_path, capsys):
     assert len(err) == 1 and "no-such-folder" in err[0] and "none of 'auto', 'imagenet', 'random'" in err[0]
     assert not (tmp_path / "run" / "segmentation").exists()
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "failed"
+
+
+def test_format_flag_of_the_features_and_compare_commands(tmp_path, capsys):
+    for command in ("features", "compare"):
+        args = cli.build_parser().parse_args([command, "--format", "parquet"])
+        assert cli.resolve_config(args).features.format is TableFormat.PARQUET
+    assert cli.resolve_config(cli.build_parser().parse_args(["features"])).features.format is TableFormat.CSV
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["segment", "--format", "parquet"])
+    assert cli.main(["features", "--format", "xlsx", "--out", str(tmp_path / "run")]) == 2
+    assert "key 'features.format': 'xlsx' is not allowed; allowed: 'csv', 'parquet'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_features_with_format_parquet_writes_every_table_twice(tmp_path):
+    base = make_cnmc_tree(tmp_path / "data")
+    run = tmp_path / "run"
+    assert cli.main(["features", "--data", str(base), "--out", str(run), "--quiet", "--jobs", "1",
+                     "--backbones", "none", "--format", "parquet"]) == 0
+    for name in ("handcrafted", "subjects", "univariate"):
+        csv, parquet = run / "features" / f"{name}.csv", run / "features" / f"{name}.parquet"
+        assert len(pd.read_parquet(parquet)) == len(pd.read_csv(csv)) > 0
+    info = json.loads((run / "run.json").read_text())
+    assert info["stages"] == ["segmentation", "handcrafted", "statistics"] and info["status"] == "ok"

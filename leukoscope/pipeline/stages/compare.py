@@ -12,6 +12,9 @@ the heads' predictions, and writes::
                                    y_true, y_score, y_pred
     RUN/compare/feature_sets.csv   per feature set: weights, columns, rows missing/dropped/imputed
     RUN/compare/confusion_matrices.png, roc_curves.png, report.md, report.html
+
+The report ends with the statistics stage's section on the handcrafted features (univariate
+table and figures, :mod:`leukoscope.pipeline.report_statistics`) when they are up to date.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import pandas as pd
 
 from leukoscope.classifiers.choices import ClassifierName, FeatureSetKind
 from leukoscope.classifiers.errors import EvaluationError
-from leukoscope.classifiers.featuresets import ID_COLUMNS, FeatureSet, hybrid_set, single_set, weights_of
+from leukoscope.classifiers.featuresets import FeatureSet, hybrid_set, single_set, weights_of
 from leukoscope.classifiers.metrics import METRICS, binary_metrics, bootstrap_ci, subject_vote_accuracy
 from leukoscope.classifiers.models import fit_predict, predict_labels
 from leukoscope.classifiers.splits import Split, encode_labels, iter_splits, resolve_protocol
@@ -35,8 +38,10 @@ from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.layout import PREDICTION_COLUMNS, RunLayout, Stage, cnn_name, head_name
 from leukoscope.pipeline.parallel import parallel_map
 from leukoscope.pipeline.report import write_report
+from leukoscope.pipeline.report_statistics import statistics_section
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
+from leukoscope.pipeline.tables import read_features
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +137,6 @@ def check_inputs(config: Config, layout: RunLayout) -> None:
             f"'{layout.head_predictions}' has no predictions for {absent[0]} after the heads stage ran; "
             "run the heads stage again or remove the backbone from heads.backbones"
         )
-
-
-def read_features(path: Path) -> pd.DataFrame:
-    """A features CSV with its id columns as str ("" when empty) and the rest as numbers."""
-    text_columns = {name: str for name in (*ID_COLUMNS, "weights", "qc_flag")}
-    table = pd.read_csv(path, dtype=text_columns)
-    present = [c for c in text_columns if c in table.columns]
-    table[present] = table[present].fillna("")
-    return table
 
 
 def build_feature_sets(config: Config, run: RunDir, labelled_ids: set[str]) -> tuple[list[FeatureSet], pd.DataFrame]:
@@ -343,7 +339,8 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
     write_csv(predictions, out / "predictions.csv")
     write_csv(counts, out / "feature_sets.csv")
     files = write_report(out, results=results, predictions=predictions, feature_sets=counts,
-                         protocol=protocol, config=config, n_folds=len(splits))
+                         protocol=protocol, config=config, n_folds=len(splits),
+                         sections=statistics_section(config, run, out))
     run.update_info(compare={"protocol": protocol.value, "folds": len(splits), "results": len(results),
                              "weights": weights})
     for path in files:
@@ -352,6 +349,7 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
 
 def _needs(config: Config) -> tuple[Stage, ...]:
     return tuple(stage for stage, wanted in ((Stage.HANDCRAFTED, _needs_handcrafted(config)),
+                                             (Stage.STATISTICS, _needs_handcrafted(config)),
                                              (Stage.EMBEDDINGS, bool(_wanted_backbones(config))),
                                              (Stage.HEADS, bool(_wanted_heads(config)))) if wanted)
 

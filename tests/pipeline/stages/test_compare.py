@@ -13,6 +13,7 @@ import pytest
 
 from leukoscope.classifiers.errors import EvaluationError
 from leukoscope.classifiers.metrics import METRICS
+from leukoscope.features.univariate import CELL_LEVEL_NOTE
 from leukoscope.pipeline import graph
 from leukoscope.pipeline.graph import run_stages
 from leukoscope.pipeline.stages.compare import PREDICTION_COLUMNS, RESULT_COLUMNS, run_compare
@@ -20,7 +21,7 @@ from leukoscope.pipeline.config import Config, load_config
 from leukoscope.pipeline.datasets import load_dataset
 from leukoscope.pipeline.rundir import RunDir
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 FAST = {"compare.models": "knn", "compare.bootstrap": 200, "compare.folds": 3, "compare.inner_folds": 2,
         "run.quiet": True}
@@ -171,7 +172,8 @@ def test_one_subject_stops_before_any_work(tmp_path):
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_allidb2_best_handcrafted_model_reaches_the_floor(shared_data, tmp_path):
-    """ALL-IDB2, stratified 5-fold, the shipped config: segmentation -> handcrafted features -> SVM."""
+    """ALL-IDB2, stratified 5-fold, the shipped config: segmentation -> handcrafted features -> SVM;
+    the report's feature statistics are cell-level (ALL-IDB2 names no patients) and say so."""
     samples = load_dataset(shared_data / "all-idb2", "allidb2").samples.assign(sha256="")
     run = RunDir(tmp_path / "run")
     cfg = load_config(REPO / "configs" / "allidb2.toml").with_overrides({
@@ -179,10 +181,11 @@ def test_allidb2_best_handcrafted_model_reaches_the_floor(shared_data, tmp_path)
         "run.quiet": True, "features.backbones": "none", "compare.models": "svm",
         "compare.feature_sets": "handcrafted", "compare.bootstrap": 200,
     })
-    run_compare(cfg, run, samples)
+    assert run_stages("compare", cfg, run, samples) == ["segmentation", "handcrafted", "statistics", "compare"]
     results = pd.read_csv(run.path / "compare" / "results.csv")
     assert set(results["protocol"]) == {"stratified-cv"} and (results["n_test"] == 260).all()
     assert results["accuracy"].max() >= 0.96
+    assert f"Warning: {CELL_LEVEL_NOTE}." in (run.path / "compare" / "report.md").read_text()
 
 
 def test_nothing_to_compare_stops_with_the_fix(tmp_path):
