@@ -38,7 +38,7 @@ DICTIONARY_KEY = b"leukoscope.dictionary"
 VERSION_KEY = b"leukoscope.version"
 DICTIONARY_SUFFIX = ".columns.csv"
 #: bytes of CSV text :func:`csv_to_parquet` converts at a time (one Parquet row group each)
-BLOCK_BYTES = 64 << 20
+BLOCK_BYTES = 32 << 20
 
 
 def table_path(path: str | Path, format: TableFormat | str) -> Path:
@@ -140,24 +140,27 @@ def csv_to_parquet(
 ) -> Path:
     """Atomically write a typed Parquet copy of a CSV beside it, ``block_bytes`` of CSV at a time.
 
-    The CSV is never read whole: pyarrow parses one block of rows, writes it as a row group and
-    drops it, so memory stays near one block whatever the table's size (``bench/parquet_copy.py``).
+    The CSV is never read whole: each block of whole lines is parsed by pyarrow, written as a row
+    group and dropped, so memory stays near one block whatever the table's size
+    (``bench/features_tables.py``). pyarrow's own streaming reader is not used: it reads ahead
+    as far as it can while the parsing lags, which held most of a 357 MB CSV in memory.
 
     Parameters
     ----------
     path : str or Path
-        A CSV with a header row (``handcrafted.csv``, ``cnn_<backbone>.csv``).
+        A CSV with a header row and no line break inside a field, as the features stages write
+        (``handcrafted.csv``, ``cnn_<backbone>.csv``).
     text_columns : collection of str
         Columns kept as strings, empty fields as ``""`` (ids, labels, ``qc_flag``); every other
         column is a number of ``float_type``, empty fields NaN.
     float_type : pyarrow.DataType
         ``pa.float64()``, or ``pa.float32()`` for values computed in float32 (the CNN
-        embeddings; their CSV digits parse back to the same float32).
+        embeddings: their 9 significant digits parse back to the same float32).
     dictionary : pandas.DataFrame, optional
         The data dictionary (``name``, ``description``, ``unit``...), stored in the file's metadata
         as by :func:`write_table`.
     block_bytes : int
-        CSV bytes parsed at a time.
+        CSV bytes parsed at a time (then up to the end of the line).
 
     Returns
     -------
@@ -168,21 +171,24 @@ def csv_to_parquet(
     ------
     ValueError
         The dictionary does not name exactly the CSV's columns.
+    pyarrow.ArrowInvalid
+        A row with another number of fields than the header, or a number column holding text.
     """
     path = Path(path)
-    with open(path, encoding="utf-8", newline="") as handle:
-        header = next(csv.reader(handle), [])
-    types = {name: pa.string() if name in text_columns else float_type for name in header}
-    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=block_bytes),
-                            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False))
-    schema = reader.schema
-    dtypes = [str(dtype) for dtype in schema.empty_table().to_pandas().dtypes]  # what pandas.read_parquet gives
-    described = _with_dtypes(header, dtypes, dictionary)
-    target = table_path(path, TableFormat.PARQUET)
-    with atomic_path(target) as tmp, _parquet_writer(tmp, schema) as writer:
-        for batch in reader:
-            writer.write_batch(batch)
-        writer.add_key_value_metadata(_metadata(schema, described))
+    with open(path, "rb") as handle:
+        header = next(csv.reader([handle.readline().decode("utf-8")]), [])
+        schema = pa.schema([(name, pa.string() if name in text_columns else float_type) for name in header])
+        dtypes = [str(dtype) for dtype in schema.empty_table().to_pandas().dtypes]  # what pandas.read_parquet gives
+        described = _with_dtypes(header, dtypes, dictionary)
+        options = (pacsv.ReadOptions(column_names=header),
+                   pacsv.ConvertOptions(column_types=dict(zip(schema.names, schema.types)), strings_can_be_null=False))
+        target = table_path(path, TableFormat.PARQUET)
+        with atomic_path(target) as tmp, _parquet_writer(tmp, schema) as writer:
+            while block := handle.read(block_bytes):
+                block += handle.readline()  # to the end of the last line
+                writer.write_table(pacsv.read_csv(pa.py_buffer(block), read_options=options[0],
+                                                  convert_options=options[1]))
+            writer.add_key_value_metadata(_metadata(schema, described))
     return target
 
 

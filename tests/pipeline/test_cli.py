@@ -7,6 +7,7 @@ import pytest
 from leukoscope.pipeline import cli, graph
 from leukoscope.pipeline.choices import TableFormat
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.tables import read_dictionary, read_features, read_table
 
 from .cnmc_tree import make_cnmc_tree
 
@@ -100,8 +101,11 @@ def test_features_with_format_parquet_writes_every_table_twice(tmp_path):
     run = tmp_path / "run"
     assert cli.main(["features", "--data", str(base), "--out", str(run), "--quiet", "--jobs", "1",
                      "--backbones", "none", "--format", "parquet"]) == 0
-    for name in ("handcrafted", "subjects", "univariate"):
-        csv, parquet = run / "features" / f"{name}.csv", run / "features" / f"{name}.parquet"
-        assert len(pd.read_parquet(parquet)) == len(pd.read_csv(csv)) > 0
+    features = run / "features"
+    handcrafted = pd.read_parquet(features / "handcrafted.parquet")
+    assert len(handcrafted) > 0 and read_dictionary(features / "handcrafted.parquet") is not None
+    pd.testing.assert_frame_equal(handcrafted, read_features(features / "handcrafted.csv"), check_exact=True)
+    for name in ("subjects", "univariate"):
+        pd.testing.assert_frame_equal(read_table(features / f"{name}.parquet"), read_table(features / f"{name}.csv"))
     info = json.loads((run / "run.json").read_text())
     assert info["stages"] == ["segmentation", "handcrafted", "statistics"] and info["status"] == "ok"

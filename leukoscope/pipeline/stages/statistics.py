@@ -96,6 +96,9 @@ def run_statistics(config: Config, run: RunDir, samples: pd.DataFrame, consumers
                              f"{counts['subjects_all']} {POSITIVE} and {counts['subjects_hem']} {NEGATIVE} subjects)")
         log.warning("statistics: no univariate table: %s", record["skipped"])
     else:
+        log.info("statistics: %d features of %d ALL and %d HEM subjects, %d bootstrap replicates (the bootstrap's "
+                 "time grows with subjects x replicates: lower features.statistics_bootstrap for thousands of "
+                 "cells without subject ids)", len(features), counts["subjects_all"], counts["subjects_hem"], n_boot)
         with np.errstate(divide="ignore", invalid="ignore"):  # features the model cannot fit get NaN and a note
             univariate = make_univariate_table(cells, features, qc=qc, n_boot=n_boot, seed=config.run.seed)
         _write(univariate, run.univariate_table, formats, univariate_dictionary())
