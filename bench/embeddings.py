@@ -46,9 +46,9 @@ from leukoscope.features.backbones import get_backbone
 from leukoscope.features.choices import Backbone
 from leukoscope.features.embeddings import embed_batch, prepare_batch
 from leukoscope.pipeline.demo import generate_demo
-from leukoscope.pipeline.stages.embeddings import EmbeddingJob, NetworkCache, write_embeddings
 from leukoscope.pipeline.imageio import read_image
 from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.stages.embeddings import EmbeddingJob, NetworkCache, write_embeddings
 from leukoscope.pipeline.weights import RANDOM, ResolvedWeights
 
 DISTINCT_CELLS = 64

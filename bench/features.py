@@ -27,24 +27,22 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from leukoscope.features.registry import compute_features, feature_names
 from leukoscope.features.regions import to_gray
+from leukoscope.features.registry import compute_features, feature_names
 from leukoscope.pipeline.atomic import write_png
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.datasets import load_dataset
 from leukoscope.pipeline.demo import generate_demo
-from leukoscope.pipeline.imageio import read_label_mask
 from leukoscope.pipeline.graph import run_stages
-from leukoscope.pipeline.imageio import read_image
-from leukoscope.pipeline.parallel import parallel_map
+from leukoscope.pipeline.imageio import read_image, read_label_mask
 from leukoscope.pipeline.layout import sha256_file
+from leukoscope.pipeline.parallel import parallel_map
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.segmentation_settings import segmentation_options
 from leukoscope.segmentation.cell import segment_cell
@@ -150,4 +148,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

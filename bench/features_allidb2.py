@@ -22,8 +22,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from leukoscope.classifiers.models import build_pipeline
 from leukoscope.features.registry import compute_features
-from leukoscope.pipeline.imageio import read_image
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.imageio import read_image
 from leukoscope.pipeline.parallel import parallel_map
 from leukoscope.pipeline.segmentation_settings import segmentation_options
 from leukoscope.segmentation.cell import segment_cell

@@ -61,7 +61,7 @@ def write_csvs(run: Path, cells: int, subjects: int, embedding: int) -> list[Pat
 
 
 def measure(method: str, path: Path) -> None:
-    """Run ``method`` on ``path`` (a CSV, or the run directory) in this process; print seconds and peak memory growth."""
+    """Run ``method`` on ``path`` (a CSV, or the run directory) here; print seconds and peak memory growth."""
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     start = time.perf_counter()
     if method == "statistics":

@@ -40,11 +40,11 @@ from leukoscope.classifiers.heads import build_head, compile_head, fit_head, fit
 from leukoscope.features.backbones import get_backbone
 from leukoscope.features.embeddings import prepare_batch
 from leukoscope.pipeline.demo import generate_demo
-from leukoscope.pipeline.stages.embeddings import EmbeddingJob, NetworkCache, iter_pooled
 from leukoscope.pipeline.image_batches import ImageBatches
 from leukoscope.pipeline.imageio import read_image
 from leukoscope.pipeline.layout import sha256_file
 from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.stages.embeddings import EmbeddingJob, NetworkCache, iter_pooled
 from leukoscope.pipeline.weights import RANDOM, ResolvedWeights
 
 BATCH = 40

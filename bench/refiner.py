@@ -35,6 +35,7 @@ import sys
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -45,8 +46,8 @@ from leukoscope.pipeline.atomic import write_csv  # noqa: E402
 from leukoscope.pipeline.config import SegmentationConfig  # noqa: E402
 from leukoscope.pipeline.refiner_data import TrainingSettings, mean_scores, score_refiner  # noqa: E402
 from leukoscope.pipeline.refiner_model import SHIPPED_MODEL, load_refiner, sidecar  # noqa: E402
-from leukoscope.pipeline.train_refiner import train_refiner  # noqa: E402
 from leukoscope.pipeline.segmentation_settings import segmentation_options  # noqa: E402
+from leukoscope.pipeline.train_refiner import train_refiner  # noqa: E402
 from leukoscope.segmentation.choices import Channel  # noqa: E402
 from leukoscope.segmentation.unet import MODEL_NAME  # noqa: E402
 
@@ -57,7 +58,8 @@ SETS = {
     "Zheng 1": ("zheng-wbc/dataset1", "zheng-wbc/dataset1"),
     "Zheng 2": ("zheng-wbc/dataset2", "zheng-wbc/dataset2"),
 }
-CASES = [(("Zheng 1", "Zheng 2"), "ALL-IDB2"), (("ALL-IDB2", "Zheng 2"), "Zheng 1"), (("ALL-IDB2", "Zheng 1"), "Zheng 2")]
+CASES = [(("Zheng 1", "Zheng 2"), "ALL-IDB2"), (("ALL-IDB2", "Zheng 2"), "Zheng 1"),
+         (("ALL-IDB2", "Zheng 1"), "Zheng 2")]
 
 
 def best_thresholding(pairs: list, defaults: dict) -> dict[str, float]:
@@ -109,7 +111,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = os.environ.get("LEUKOSCOPE_SHARED_DATA", str(REPO.parent / "shared" / "data"))
     parser.add_argument("--data", type=Path, default=Path(default), help="shared data folder")
-    parser.add_argument("--models", type=Path, default=REPO / "runs" / "bench-refiner", help="folder of the trained models")
+    parser.add_argument("--models", type=Path, default=REPO / "runs" / "bench-refiner",
+                        help="folder of the trained models")
     parser.add_argument("--retrain", action="store_true", help="train the models even when they exist")
     parser.add_argument("--epochs", type=int, default=TrainingSettings.epochs, help="most training epochs")
     parser.add_argument("--limit", type=int, default=0, help="use at most this many pairs of each training set")
@@ -123,7 +126,7 @@ def main() -> None:
     settings = TrainingSettings(epochs=args.epochs, limit=args.limit, seed=args.seed)
     defaults = segmentation_options(SegmentationConfig())
     sets = load_sets(args.data)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for case in [c for c in CASES if not args.test or c[1] in args.test]:
         model_path = trained_model(case, args.data, args.models, settings, retrain=args.retrain, jobs=args.jobs)
         train, test = case
@@ -134,7 +137,8 @@ def main() -> None:
         rows.append({
             "train": " + ".join(train), "test": test, "images": int(len(scores) // 2),
             **{f"{key}": value for key, value in means.items()},
-            "best_threshold_dice_nucleus": round(best["nucleus"], 4), "best_threshold_dice_cell": round(best["cell"], 4),
+            "best_threshold_dice_nucleus": round(best["nucleus"], 4),
+            "best_threshold_dice_cell": round(best["cell"], 4),
             "model": str(model_path),
         })
     table = pd.DataFrame(rows)

@@ -8,7 +8,7 @@ is slow, about 0.1 s a cell). For each size N, N files are made from them, cell 
 drawn cell ``i % distinct`` turned by one of the 8 rotations and flips and shifted by
 ``i // (8 * distinct)`` pixels: every file differs from every other (the caches, keyed by file
 content, serve none), and each is as much work as a drawn cell. They are listed in a manifest
-CSV with their cell's label and subject, and ``leukoscope features --config configs/demo.toml
+CSV with their cell's label and subject, and ``leukoscope features --config demo
 --backbones none`` (segmentation + handcrafted features) runs on them in a fresh subprocess, so
 each size has its own peak; the files and the run are deleted before the next size (the
 largest needs about 0.7 MB of free disk per cell while it runs: 11 GB for 16,000). While the
@@ -43,7 +43,6 @@ import psutil
 from leukoscope.pipeline.datasets import load_dataset
 from leukoscope.pipeline.demo import generate_demo
 
-REPO = Path(__file__).resolve().parents[1]
 SUBJECTS = 12
 SAMPLE_EVERY = 0.1  # seconds between two RSS samples of the workers
 MB = 1 << 20
@@ -54,7 +53,7 @@ def child(args: argparse.Namespace) -> None:
     from leukoscope.pipeline import cli  # imports are not part of the measured time
 
     start = time.perf_counter()
-    code = cli.main(["features", "--config", str(REPO / "configs" / "demo.toml"), "--data", args.data,
+    code = cli.main(["features", "--config", "demo", "--data", args.data,
                      "--dataset", "manifest", "--out", args.out, "--jobs", str(args.jobs), "--backbones", "none",
                      "--quiet"])
     seconds = time.perf_counter() - start
@@ -79,7 +78,9 @@ def write_cells(drawn: pd.DataFrame, cells: int, folder: Path) -> Path:
     for i in range(cells):
         cell = drawn.iloc[i % len(drawn)]
         name = f"{i % len(drawn):05d}_v{i // len(drawn):03d}.bmp"
-        cv2.imwrite(str(folder / name), variant(cv2.imread(cell["path"], cv2.IMREAD_COLOR), i // len(drawn)))
+        image = cv2.imread(cell["path"], cv2.IMREAD_COLOR)
+        assert image is not None, f"cannot read {cell['path']}"
+        cv2.imwrite(str(folder / name), variant(image, i // len(drawn)))
         rows.append({"path": name, "label": cell["label"], "subject": cell["subject"], "split": cell["split"]})
     pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
     return folder / "manifest.csv"
@@ -100,7 +101,7 @@ def measure(drawn: pd.DataFrame, cells: int, jobs: int, workdir: Path) -> dict[s
             except psutil.NoSuchProcess:  # a worker ended between listing and reading
                 pass
             time.sleep(SAMPLE_EVERY)
-        stdout = process.stdout.read()
+        stdout, _ = process.communicate()
         if process.returncode:
             raise SystemExit(f"the run on {cells} cells failed (exit code {process.returncode})")
         result = json.loads(stdout.strip().splitlines()[-1])

@@ -23,6 +23,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -125,14 +126,15 @@ def main() -> None:
             out[i][name] = score
         return out
 
-    best = {name: {} for name in names}  # dataset -> the best nucleus and cell settings
+    best: dict[str, dict[str, Any]] = {name: {} for name in names}  # dataset -> the best nucleus and cell settings
     for target, index in (("nucleus", 0), ("cell", 1)):
-        changes = [{f"{target}_channel": c, f"{target}_method": m} for c in Channel for m in METHODS]
+        changes: list[dict[str, Any]] = [{f"{target}_channel": c, f"{target}_method": m}
+                                         for c in Channel for m in METHODS]
         results = sweep(changes)
         for name in names:
             winner = max(range(len(changes)), key=lambda i: results[i][name][index])
             best[name].update(changes[winner])
-        rows = [[f"{c[f'{target}_channel'].value} / {c[f'{target}_method'].value}"]
+        rows: list[list[Any]] = [[f"{c[f'{target}_channel'].value} / {c[f'{target}_method'].value}"]
                 + [r[n][index] for n in names] + [float(np.mean([r[n][index] for n in names]))]
                 for c, r in zip(changes, results)]
         rows.sort(key=lambda r: -r[-1])

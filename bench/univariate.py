@@ -74,7 +74,7 @@ def synthetic_cells(n_cells: int, n_subjects: int, seed: int = 0) -> pd.DataFram
     values = 100 + 10 * (effect * is_all[:, None] + np.sqrt(icc) * intercepts + np.sqrt(1 - icc) * noise)
     flagged = rng.random(n_cells) < NAN_SHARE
     undefined = [i for i, name in enumerate(features) if name.startswith("haralick_") and "_nucleus_" in name]
-    values[np.ix_(flagged, undefined)] = np.nan
+    values[np.ix_(flagged, np.array(undefined, dtype=np.intp))] = np.nan
     cells = pd.DataFrame({
         "sample_id": [f"cell_{k:05d}" for k in range(n_cells)],
         "subject": np.array(names, dtype=object)[subject],

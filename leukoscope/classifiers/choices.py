@@ -12,6 +12,9 @@ class Protocol(str, Enum):
     ``GROUP_CV``: stratified k-fold grouped by subject (no subject on both sides).
     ``STRATIFIED_CV``: stratified k-fold over images, for datasets without subjects;
     image-level splits can leak when several images come from one patient.
+    ``BLOCKED_CV``: stratified k-fold over blocks of consecutive sample numbers (``Im042_1`` is
+    number 42), for datasets without subjects whose crops were cut from a few source fields
+    numbered in order (ALL-IDB2): a block is a proxy for a field, never a proven patient.
     ``AUTO``: ``OFFICIAL`` when the data has C-NMC splits, else ``GROUP_CV`` when it has
     subjects, else ``STRATIFIED_CV``.
     """
@@ -20,6 +23,7 @@ class Protocol(str, Enum):
     OFFICIAL = "official"
     GROUP_CV = "group-cv"
     STRATIFIED_CV = "stratified-cv"
+    BLOCKED_CV = "blocked-cv"
 
 
 class ClassifierName(str, Enum):

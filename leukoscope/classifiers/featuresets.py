@@ -104,7 +104,9 @@ def weights_of(table: pd.DataFrame) -> str:
     return "+".join(values) or NO_WEIGHTS
 
 
-def _feature_set(name: str, table: pd.DataFrame, columns: list[str], weights: str, pca_columns: np.ndarray) -> FeatureSet:
+def _feature_set(
+    name: str, table: pd.DataFrame, columns: list[str], weights: str, pca_columns: np.ndarray
+) -> FeatureSet:
     x = table[columns].to_numpy(dtype=float, copy=True)
     x[~np.isfinite(x)] = np.nan
     missing = np.isnan(x)
@@ -147,7 +149,9 @@ def single_set(name: str, table: pd.DataFrame, *, source: str) -> FeatureSet:
     return _feature_set(name, table, columns, weights_of(table), np.arange(0))
 
 
-def hybrid_set(backbone: str, handcrafted: pd.DataFrame, embeddings: pd.DataFrame, *, sources: tuple[str, str]) -> FeatureSet:
+def hybrid_set(
+    backbone: str, handcrafted: pd.DataFrame, embeddings: pd.DataFrame, *, sources: tuple[str, str]
+) -> FeatureSet:
     """``hybrid_<backbone>``: handcrafted features joined with the backbone's embeddings.
 
     Only samples present in both tables enter. The embedding columns are listed in

@@ -65,8 +65,10 @@ def one_hot(y: np.ndarray) -> np.ndarray:
 def head_scores(outputs: np.ndarray) -> np.ndarray:
     """P(ALL) from the head's two independent sigmoid outputs.
 
-    The two sigmoids need not sum to one; ``s_ALL / (s_ALL + s_HEM)`` is above 0.5 exactly when
-    the ALL output is the larger, so thresholding it at 0.5 gives the paper's arg-max class.
+    The two sigmoids need not sum to one; ``s_ALL / (s_ALL + s_HEM)`` is at least 0.5 exactly
+    when the ALL output is at least the HEM output, so the project's one threshold rule (ALL when
+    P(ALL) >= 0.5, :func:`~leukoscope.classifiers.metrics.predict_labels`) gives the paper's
+    arg-max class, a tie going to ALL. Two outputs of zero give 0.5, hence ALL.
 
     Parameters
     ----------
@@ -108,7 +110,7 @@ def _top(x: Any, *, dropout: float, seed: int | None) -> Any:
     return keras.layers.Dense(2, activation="sigmoid", dtype="float32", name=DENSE_LAYER)(x)
 
 
-def build_head(backbone: "keras.Model", *, dropout: float = 0.5, seed: int | None = None) -> "keras.Model":
+def build_head(backbone: keras.Model, *, dropout: float = 0.5, seed: int | None = None) -> keras.Model:
     """The paper's model: flip (training only) -> frozen backbone -> max pool -> dropout -> 2 sigmoids.
 
     Parameters
@@ -137,7 +139,7 @@ def build_head(backbone: "keras.Model", *, dropout: float = 0.5, seed: int | Non
     return keras.Model(inputs, _top(x, dropout=dropout, seed=seed), name=f"{backbone.name}_sigmoid_head")
 
 
-def build_pooled_head(n_features: int, *, dropout: float = 0.5, seed: int | None = None) -> "keras.Model":
+def build_pooled_head(n_features: int, *, dropout: float = 0.5, seed: int | None = None) -> keras.Model:
     """The trainable part of :func:`build_head` alone, on max-pooled feature pairs.
 
     Parameters
@@ -185,7 +187,7 @@ def mirror_pairs(pooled: np.ndarray, mirrored: np.ndarray | None = None) -> np.n
     return np.stack([pooled, mirrored], axis=1)[:, None]
 
 
-def compile_head(model: "keras.Model", *, learning_rate: float = 0.001) -> "keras.Model":
+def compile_head(model: keras.Model, *, learning_rate: float = 0.001) -> keras.Model:
     """Compile with the paper's optimiser and loss: Adamax and binary cross-entropy.
 
     Returns
@@ -204,12 +206,12 @@ def compile_head(model: "keras.Model", *, learning_rate: float = 0.001) -> "kera
     return model
 
 
-def copy_head(source: "keras.Model", target: "keras.Model") -> None:
+def copy_head(source: keras.Model, target: keras.Model) -> None:
     """Copy the output layer's weights from one head model to another (same feature width)."""
     target.get_layer(DENSE_LAYER).set_weights(source.get_layer(DENSE_LAYER).get_weights())
 
 
-def unfreeze_top(model: "keras.Model", layers: int) -> int:
+def unfreeze_top(model: keras.Model, layers: int) -> int:
     """Make the top ``layers`` layers of the backbone inside a :func:`build_head` model trainable.
 
     Batch-normalisation layers stay frozen (and the backbone keeps running in inference mode),
@@ -232,7 +234,7 @@ def unfreeze_top(model: "keras.Model", layers: int) -> int:
     return unfrozen
 
 
-def fit_head(model: "keras.Model", x: Any, y: np.ndarray | None, validation: Any, *,
+def fit_head(model: keras.Model, x: Any, y: np.ndarray | None, validation: Any, *,
              sample_weight: np.ndarray | None = None, batch_size: int | None = None, epochs: int = 15,
              patience: int = 5, restore_best_weights: bool = False) -> pd.DataFrame:
     """Train a compiled head with EarlyStopping on the validation loss.
@@ -280,7 +282,7 @@ def fit_pooled_head(pooled: np.ndarray, mirrored: np.ndarray, y: np.ndarray,
                     validation: tuple[np.ndarray, np.ndarray], *, dropout: float = 0.5,
                     learning_rate: float = 0.001, batch_size: int = 40, epochs: int = 15,
                     patience: int = 5, restore_best_weights: bool = False, class_weight: bool = False,
-                    seed: int = 0) -> tuple["keras.Model", pd.DataFrame]:
+                    seed: int = 0) -> tuple[keras.Model, pd.DataFrame]:
     """Train the paper's head on max-pooled features of the frozen backbone.
 
     Parameters
@@ -318,7 +320,7 @@ def fit_pooled_head(pooled: np.ndarray, mirrored: np.ndarray, y: np.ndarray,
     return model, history
 
 
-def predict_scores(model: "keras.Model", x: Any, *, batch_size: int = 40) -> np.ndarray:
+def predict_scores(model: keras.Model, x: Any, *, batch_size: int = 40) -> np.ndarray:
     """P(ALL) of every sample (see :func:`head_scores`).
 
     Parameters

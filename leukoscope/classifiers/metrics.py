@@ -4,14 +4,15 @@ All metrics are computed from (possibly weighted) confusion-matrix counts, so th
 estimate and every bootstrap replicate go through the same vectorised code: a bootstrap
 replicate is the same data with each sample weighted by how often it was drawn.
 
-Conventions: ``y_true`` and ``y_pred`` hold 1 = ALL, 0 = HEM; ``y_score`` is P(ALL). A metric
+Conventions: ``y_true`` and ``y_pred`` hold 1 = ALL, 0 = HEM; ``y_score`` is P(ALL), and a cell
+is called ALL when ``y_score >= 0.5`` (:func:`predict_labels`, for every model and head). A metric
 whose denominator is zero (e.g. precision when nothing is predicted ALL, ROC AUC on one class)
 is NaN, never a silent 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,9 @@ METRICS: tuple[str, ...] = (
 )
 """Names of the metrics, in the order of the results table."""
 
+THRESHOLD = 0.5
+"""A sample is called ALL when its P(ALL) is at least this (``score >= 0.5``), for every model and head."""
+
 _MAX_CELLS = 2_000_000  # replicates x samples evaluated at once: bounds the bootstrap's memory
 
 
@@ -36,7 +40,14 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
-def _as_arrays(y_true, y_score, y_pred) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def check_predictions(y_true, y_score, y_pred) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``y_true``, ``y_score`` and ``y_pred`` as flat int, float and int arrays, checked.
+
+    Raises
+    ------
+    ValueError
+        The lengths differ, a label is not 0/1, or a score is not finite.
+    """
     y_true = np.asarray(y_true, dtype=int).ravel()
     y_score = np.asarray(y_score, dtype=float).ravel()
     y_pred = np.asarray(y_pred, dtype=int).ravel()
@@ -85,10 +96,22 @@ def _weighted_auc(y_true: np.ndarray, y_score: np.ndarray, weights: np.ndarray) 
     return _ratio(area, pos.sum(axis=1) * neg.sum(axis=1))
 
 
-def _weighted_metrics(
+def weighted_metrics(
     y_true: np.ndarray, y_score: np.ndarray, y_pred: np.ndarray, weights: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Every metric of :data:`METRICS` for each row of ``weights`` (B, n)."""
+    """Every metric of :data:`METRICS` for each row of ``weights``.
+
+    Parameters
+    ----------
+    y_true, y_score, y_pred : (n,) ndarray
+        As returned by :func:`check_predictions`.
+    weights : (B, n) float ndarray
+        One row of sample weights per evaluation (a bootstrap replicate, or ones).
+
+    Returns
+    -------
+    dict of str to (B,) float ndarray
+    """
     tp = weights @ ((y_true == 1) & (y_pred == 1)).astype(float)
     fp = weights @ ((y_true == 0) & (y_pred == 1)).astype(float)
     fn = weights @ ((y_true == 1) & (y_pred == 0)).astype(float)
@@ -140,9 +163,24 @@ def binary_metrics(
     dict of str to float
         NaN where a denominator is zero.
     """
-    y_true, y_score, y_pred = _as_arrays(y_true, y_score, y_pred)
-    values = _weighted_metrics(y_true, y_score, y_pred, np.ones((1, len(y_true))))
+    y_true, y_score, y_pred = check_predictions(y_true, y_score, y_pred)
+    values = weighted_metrics(y_true, y_score, y_pred, np.ones((1, len(y_true))))
     return {name: float(values[name][0]) for name in METRICS}
+
+
+def predict_labels(y_score: Sequence[float] | np.ndarray) -> np.ndarray:
+    """1 (ALL) where P(ALL) >= :data:`THRESHOLD`, else 0 (HEM): the one threshold rule.
+
+    Parameters
+    ----------
+    y_score : (n,) float array-like
+        P(ALL).
+
+    Returns
+    -------
+    (n,) int ndarray
+    """
+    return (np.asarray(y_score, dtype=float) >= THRESHOLD).astype(int)
 
 
 def _units(y_true: np.ndarray, groups: Sequence[str] | np.ndarray | None) -> np.ndarray:
@@ -152,6 +190,83 @@ def _units(y_true: np.ndarray, groups: Sequence[str] | np.ndarray | None) -> np.
         return index
     groups = np.asarray(groups, dtype=object).astype(str)
     return np.where(groups == "", np.char.add("#", index), np.char.add("=", groups))
+
+
+def resampling_units(
+    y_true: Sequence[int] | np.ndarray, groups: Sequence[str] | np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The units the bootstrap resamples, and the class stratum of each.
+
+    Parameters
+    ----------
+    y_true : (n,) int array-like
+        1 = ALL, 0 = HEM.
+    groups : (n,) sequence of str, optional
+        Subject of every sample; ``""`` = unknown (the sample is its own unit).
+
+    Returns
+    -------
+    unit_of_sample : (n,) int ndarray
+        Index of every sample's unit, ``0 .. n_units - 1``.
+    unit_class : (n_units,) bool ndarray
+        True for an ALL unit: the majority label of its samples (ALL on a tie).
+    """
+    y_true = np.asarray(y_true, dtype=int).ravel()
+    _, unit_of_sample = np.unique(_units(y_true, groups), return_inverse=True)
+    unit_class = np.bincount(unit_of_sample, weights=y_true) * 2 >= np.bincount(unit_of_sample)
+    return unit_of_sample, unit_class
+
+
+def replicate_weights(
+    y_true: Sequence[int] | np.ndarray,
+    groups: Sequence[str] | np.ndarray | None,
+    *,
+    n_boot: int,
+    seed: int,
+) -> Iterator[np.ndarray]:
+    """Sample weights of stratified cluster-bootstrap replicates, in chunks that bound memory.
+
+    Units (:func:`resampling_units`) are drawn with replacement within their class stratum,
+    so every replicate keeps the class balance and both classes: the cluster bootstrap of
+    Field & Welsh (2007), https://doi.org/10.1111/j.1467-9868.2007.00593.x, stratified. A
+    sample's weight is how often its unit was drawn. Two calls with the same ``y_true``,
+    ``groups`` and ``seed`` give the same replicates, so paired statistics of two
+    predictors can be evaluated on the same draws.
+
+    Parameters
+    ----------
+    y_true : (n,) int array-like
+    groups : (n,) sequence of str, optional
+    n_boot : int
+        Number of replicates in all.
+    seed : int
+
+    Yields
+    ------
+    (b, n) float ndarray
+        Weights of ``b`` replicates; the chunks add up to ``n_boot`` rows.
+    """
+    unit_of_sample, unit_class = resampling_units(y_true, groups)
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((n_boot, len(unit_class)))
+    for stratum in (False, True):
+        members = np.flatnonzero(unit_class == stratum)
+        if len(members):
+            counts[:, members] = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), size=n_boot)
+    chunk = max(1, _MAX_CELLS // max(len(unit_of_sample), 1))
+    for start in range(0, n_boot, chunk):
+        yield counts[start : start + chunk][:, unit_of_sample]
+
+
+def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """Percentile interval of the finite ``values``; ``(nan, nan)`` when there are none."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return (np.nan, np.nan)
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return (float(low), float(high))
 
 
 def bootstrap_ci(
@@ -166,11 +281,8 @@ def bootstrap_ci(
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap confidence intervals of every metric, resampled by subject.
 
-    Units (subjects where ``groups`` names them, single samples otherwise) are drawn with
-    replacement within their class stratum (a subject's class is the majority label of its
-    samples), so every replicate keeps the class balance and both classes: the cluster
-    bootstrap of Field & Welsh (2007), https://doi.org/10.1111/j.1467-9868.2007.00593.x,
-    stratified. Replicates are evaluated as weighted data, vectorised.
+    Replicates come from :func:`replicate_weights` (subjects drawn with replacement within
+    their class) and are evaluated as weighted data, vectorised.
 
     Parameters
     ----------
@@ -191,34 +303,14 @@ def bootstrap_ci(
         ``(low, high)`` of every metric of :data:`METRICS`; replicates where a metric is
         undefined are left out of its percentiles.
     """
-    y_true, y_score, y_pred = _as_arrays(y_true, y_score, y_pred)
+    y_true, y_score, y_pred = check_predictions(y_true, y_score, y_pred)
     if n_boot <= 0 or len(y_true) == 0:
         return {name: (np.nan, np.nan) for name in METRICS}
-    unit_ids, unit_of_sample = np.unique(_units(y_true, groups), return_inverse=True)
-    unit_class = np.bincount(unit_of_sample, weights=y_true) * 2 >= np.bincount(unit_of_sample)
-    rng = np.random.default_rng(seed)
-    counts = np.zeros((n_boot, len(unit_ids)))
-    for stratum in (False, True):
-        members = np.flatnonzero(unit_class == stratum)
-        if len(members):
-            counts[:, members] = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), size=n_boot)
-    chunk = max(1, _MAX_CELLS // len(y_true))
     replicates: dict[str, list[np.ndarray]] = {name: [] for name in METRICS}
-    for start in range(0, n_boot, chunk):
-        weights = counts[start : start + chunk][:, unit_of_sample]
-        for name, values in _weighted_metrics(y_true, y_score, y_pred, weights).items():
+    for weights in replicate_weights(y_true, groups, n_boot=n_boot, seed=seed):
+        for name, values in weighted_metrics(y_true, y_score, y_pred, weights).items():
             replicates[name].append(values)
-    tail = 100 * (1 - level) / 2
-    intervals = {}
-    for name in METRICS:
-        values = np.concatenate(replicates[name])
-        values = values[np.isfinite(values)]
-        if len(values) == 0:
-            intervals[name] = (np.nan, np.nan)
-        else:
-            low, high = np.percentile(values, [tail, 100 - tail])
-            intervals[name] = (float(low), float(high))
-    return intervals
+    return {name: percentile_interval(np.concatenate(replicates[name]), level) for name in METRICS}
 
 
 def subject_vote_accuracy(
@@ -239,7 +331,7 @@ def subject_vote_accuracy(
         NaN when no sample has a subject.
     n_subjects : int
     """
-    y_true, y_score, y_pred = _as_arrays(y_true, y_score, y_pred)
+    y_true, y_score, y_pred = check_predictions(y_true, y_score, y_pred)
     frame = pd.DataFrame(
         {"subject": np.asarray(subjects, dtype=object).astype(str), "true": y_true, "pred": y_pred, "score": y_score}
     )
@@ -252,4 +344,17 @@ def subject_vote_accuracy(
     return float((called == truth).mean()), len(means)
 
 
-__all__ = ["METRICS", "binary_metrics", "bootstrap_ci", "confusion_matrix", "subject_vote_accuracy"]
+__all__ = [
+    "METRICS",
+    "THRESHOLD",
+    "binary_metrics",
+    "bootstrap_ci",
+    "confusion_matrix",
+    "check_predictions",
+    "percentile_interval",
+    "predict_labels",
+    "replicate_weights",
+    "resampling_units",
+    "subject_vote_accuracy",
+    "weighted_metrics",
+]

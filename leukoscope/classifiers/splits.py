@@ -5,6 +5,9 @@ cells on both sides of a train/test boundary. Cells of one patient share stain, 
 morphology, so a split that leaks subjects inflates every figure (C-NMC 2019 split its training
 and test sets by subject for this reason).
 
+Without subjects, ``blocked-cv`` keeps blocks of consecutive sample numbers together instead, a
+proxy for the source fields that crops were cut from (:mod:`leukoscope.classifiers.blocks`).
+
 Rows whose ``label`` is empty (e.g. C-NMC's unlabelled final test set) are never in a split.
 """
 
@@ -17,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from leukoscope.classifiers.blocks import DEFAULT_BLOCK_SIZE, block_ids
 from leukoscope.classifiers.choices import Protocol
 from leukoscope.classifiers.errors import EvaluationError, LeakageError
 
@@ -172,16 +176,56 @@ def resolve_protocol(table: pd.DataFrame, protocol: Protocol | str) -> Protocol:
                 f"the dataset holds one subject only ({known[0]!r}); subject-safe evaluation needs "
                 "at least two subjects per class: add cells of other subjects"
             )
-    if protocol is Protocol.STRATIFIED_CV and len(known):
+    if protocol in (Protocol.STRATIFIED_CV, Protocol.BLOCKED_CV) and len(known):
         raise EvaluationError(
-            f"protocol 'stratified-cv' splits images, but this data has {len(set(known))} subject(s): "
+            f"protocol '{protocol.value}' splits images, but this data has {len(set(known))} subject(s): "
             "cells of one subject would land on both sides; use protocol 'group-cv'"
         )
+    if protocol is Protocol.BLOCKED_CV:
+        block_ids(_column(table, "sample_id")[labelled])  # every id must hold a number
     return protocol
 
 
+def split_groups(
+    table: pd.DataFrame, protocol: Protocol | str, *, block_size: int = DEFAULT_BLOCK_SIZE
+) -> np.ndarray:
+    """The unit that ``protocol`` keeps on one side of a split, for every row of ``table``.
+
+    Bootstrap intervals, inner (tuning, selection) folds and paired comparisons should resample
+    or group by the same unit as the outer split.
+
+    Parameters
+    ----------
+    table : DataFrame
+        With ``sample_id`` and, optionally, ``subject``.
+    protocol : Protocol or str
+        Concrete (see :func:`resolve_protocol`).
+    block_size : int
+        See :func:`~leukoscope.classifiers.blocks.block_ids`.
+
+    Returns
+    -------
+    (n,) object ndarray of str
+        The block id under ``blocked-cv``, ``""`` (each cell its own unit) under
+        ``stratified-cv``, the subject otherwise.
+    """
+    protocol = Protocol(protocol)
+    if protocol is Protocol.AUTO:
+        raise EvaluationError("split_groups needs a concrete protocol; resolve 'auto' with resolve_protocol first")
+    if protocol is Protocol.BLOCKED_CV:
+        return block_ids(_column(table, "sample_id"), block_size=block_size)
+    if protocol is Protocol.STRATIFIED_CV:
+        return np.full(len(table), "", dtype=object)
+    return _column(table, "subject")
+
+
 def iter_splits(
-    table: pd.DataFrame, *, protocol: Protocol | str, folds: int = 5, seed: int = 0
+    table: pd.DataFrame,
+    *,
+    protocol: Protocol | str,
+    folds: int = 5,
+    seed: int = 0,
+    block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> Iterator[Split]:
     """Yield the train/test splits of the labelled rows of ``table`` under ``protocol``.
 
@@ -194,11 +238,15 @@ def iter_splits(
         ``official``: training data (``split`` ``fold_*`` or ``train``) -> ``prelim_test``, one split.
         ``group-cv``: :class:`~sklearn.model_selection.StratifiedGroupKFold` by subject.
         ``stratified-cv``: :class:`~sklearn.model_selection.StratifiedKFold` over images.
+        ``blocked-cv``: :class:`~sklearn.model_selection.StratifiedGroupKFold` by blocks of
+        ``block_size`` consecutive sample numbers (:mod:`~leukoscope.classifiers.blocks`).
         ``auto``: see :func:`resolve_protocol`.
     folds : int
         Number of cross-validation folds (ignored by ``official``); at least 2.
     seed : int
         Seed of the fold shuffling.
+    block_size : int
+        Consecutive sample numbers per block (``blocked-cv`` only).
 
     Yields
     ------
@@ -233,11 +281,12 @@ def iter_splits(
         if folds < 2:
             raise EvaluationError(f"cross-validation needs at least 2 folds, got compare.folds = {folds}")
         yl = y[rows]
-        if protocol is Protocol.GROUP_CV:
-            units = [len(set(subjects[rows][yl == c])) for c in (1, 0)]
-            unit_name = "subjects"
+        if protocol in (Protocol.GROUP_CV, Protocol.BLOCKED_CV):
+            groups = split_groups(table.iloc[rows], protocol, block_size=block_size)
+            units = [len(set(groups[yl == c])) for c in (1, 0)]
+            unit_name = "subjects" if protocol is Protocol.GROUP_CV else "blocks"
             splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-            pairs = splitter.split(rows, yl, groups=subjects[rows])
+            pairs = splitter.split(rows, yl, groups=groups)
         else:
             units = [int((yl == c).sum()) for c in (1, 0)]
             unit_name = "images"
@@ -261,4 +310,4 @@ def iter_splits(
         yield Split(fold=fold, train=np.sort(train), test=np.sort(test))
 
 
-__all__ = ["Split", "check_no_leakage", "encode_labels", "iter_splits", "resolve_protocol"]
+__all__ = ["Split", "check_no_leakage", "encode_labels", "iter_splits", "resolve_protocol", "split_groups"]

@@ -97,7 +97,7 @@ class BackboneSpec:
             )
         return size
 
-    def build(self, *, input_size: int = 0, weights_path: str | None = None) -> "keras.Model":
+    def build(self, *, input_size: int = 0, weights_path: str | None = None) -> keras.Model:
         """Build the network without its classification top (frozen layers are up to the caller).
 
         Parameters

@@ -105,7 +105,7 @@ def prepare_batch(images: Sequence[np.ndarray], *, size: int,
     return np.asarray(preprocess(batch), dtype=np.float32)
 
 
-def build_extractor(backbone: "keras.Model") -> "keras.Model":
+def build_extractor(backbone: keras.Model) -> keras.Model:
     """Wrap a backbone so it returns its last feature map pooled two ways.
 
     Parameters
@@ -129,7 +129,7 @@ def build_extractor(backbone: "keras.Model") -> "keras.Model":
     return keras.Model(backbone.input, pooled, name=f"{backbone.name}_pooled")
 
 
-def embed_batch(extractor: "keras.Model", batch: np.ndarray, *, pad_to: int = 0) -> dict[str, np.ndarray]:
+def embed_batch(extractor: keras.Model, batch: np.ndarray, *, pad_to: int = 0) -> dict[str, np.ndarray]:
     """Run one prepared batch through an extractor with Keras' compiled inference step.
 
     Parameters

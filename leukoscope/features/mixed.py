@@ -136,7 +136,7 @@ def _variance_ratio(g: _Groups, dof: np.ndarray, reml: bool) -> np.ndarray:
     """The (RE)ML ``lam`` of every feature: 0 where no subject has two cells, else the best of 0
     and the grid, refined by golden section."""
     identifiable = (g.n > 1).any(axis=0)
-    lam = np.zeros(len(identifiable))
+    lam = np.zeros(identifiable.shape)
     if identifiable.any():
         part = _Groups(g.n[:, identifiable], g.mean[:, identifiable], g.within[identifiable], g.treated)
         lam[identifiable] = _search(part, dof[identifiable], reml)

@@ -41,6 +41,8 @@ following. Comput. Vis. Graph. Image Process. 30(1), 32-46. doi:10.1016/0734-189
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
@@ -128,7 +130,7 @@ def convex_hull_measures(points: np.ndarray) -> tuple[int, float]:
     return pixels, _kulpa(major - minor, minor)
 
 
-def _roughness(contours: list[np.ndarray]) -> float:
+def _roughness(contours: Sequence[np.ndarray]) -> float:
     """RMS distance of contour points from their circular moving average."""
     squared, count = 0.0, 0
     for contour in contours:

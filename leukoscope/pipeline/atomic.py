@@ -76,16 +76,25 @@ def write_csv(frame: pd.DataFrame, target: str | Path) -> None:
 
 def write_png(image: np.ndarray, target: str | Path) -> str:
     """Atomically write a uint8 array of shape (H, W) or (H, W, 3) as PNG; return the file's SHA-256."""
+    return write_image(image, target, ".png")
+
+
+def write_image(image: np.ndarray, target: str | Path, fmt: str = "") -> str:
+    """Atomically write a uint8 array of shape (H, W) or (H, W, 3, RGB) as an image; return the file's SHA-256.
+
+    ``fmt`` is the format's extension (``.png``, ``.bmp``); empty takes the target's suffix.
+    """
     import cv2
 
+    fmt = fmt or Path(target).suffix.lower()
     image = np.asarray(image)
     if image.dtype != np.uint8:
-        raise ValueError(f"PNG output for '{target}' must be uint8, got {image.dtype}")
+        raise ValueError(f"{fmt.lstrip('.').upper()} output for '{target}' must be uint8, got {image.dtype}")
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, buffer = cv2.imencode(".png", image)
+    ok, buffer = cv2.imencode(fmt, image)
     if not ok:  # pragma: no cover - cv2 only fails on impossible shapes
-        raise ValueError(f"could not encode '{target}' as PNG (shape {image.shape})")
+        raise ValueError(f"could not encode '{target}' as {fmt} (shape {image.shape})")
     data = buffer.tobytes()
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)

@@ -1,17 +1,23 @@
-"""The one run configuration: a frozen dataclass tree loaded from TOML.
+"""The one run configuration: a frozen dataclass tree loaded from TOML and checked at once.
 
-Every section is a frozen dataclass; :func:`load_config` reads a TOML file, checks every
-key and value, and names the file, the key and the allowed values in its errors.
-:meth:`Config.with_overrides` applies command-line flags on top (``"data.path"`` style keys).
+Every section is a frozen dataclass whose fields carry their description and their allowed
+values (:mod:`leukoscope.pipeline.config_rules`; rendered as docs/config.md by
+:mod:`leukoscope.pipeline.config_docs`). :func:`load_config` reads a shipped config by name
+(:func:`config_names`) or a TOML file, applies command-line overrides, and checks every value:
+types, ranges, vocabularies, files that must exist and the settings that depend on each other,
+so that a typo stops the run before any work starts, with one line that names the file, the key
+and the allowed values.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import sys
 import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,120 +27,166 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 from leukoscope.classifiers.choices import ClassifierName, FeatureSetKind, Protocol
+from leukoscope.features.backbones import get_backbone
 from leukoscope.features.choices import Backbone, Family, QcRule
+from leukoscope.features.haralick import MAX_LEVELS
+from leukoscope.features.registry import check_options
 from leukoscope.pipeline.choices import Backend, DatasetKind, TableFormat
-from leukoscope.segmentation.choices import (
-    Background,
-    Channel,
-    Enhancement,
-    Refiner,
-    ThresholdMethod,
+from leukoscope.pipeline.config_rules import (
+    ConfigError,
+    Interval,
+    PathRule,
+    all_cores,
+    coerce,
+    field_problem,
+    option,
+    plain,
 )
+from leukoscope.pipeline.imageio import MAX_SIDE, MIN_SIDE
+from leukoscope.pipeline.weights import AUTO, IMAGENET, RANDOM
+from leukoscope.segmentation.choices import Background, Channel, Enhancement, Refiner, ThresholdMethod
 
-
-class ConfigError(ValueError):
-    """A configuration file or override holds an unknown key or a wrong value."""
+SEED = Interval(0, 2**32 - 1)
+POSITIVE = Interval(1)
+INPUT_SIZE = Interval(0, meaning="0: each backbone's own input size")
+READ_LATER = "any (checked when the dataset is read)"
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """Where the images are and how to read them."""
 
-    path: str = "data/demo"
-    dataset: DatasetKind = DatasetKind.AUTO
-    masks: str = ""
-    demo: bool = False
-    demo_subjects: int = 12
-    demo_cells: int = 240
-    demo_seed: int = 0
+    path: str = option("data/demo", "Dataset folder or manifest CSV (relative paths: to the current directory).",
+                       allowed=READ_LATER)
+    dataset: DatasetKind = option(DatasetKind.AUTO, "Layout of `path`; `auto` detects it.")
+    masks: str = option("", "Folder of expert masks to score the segmentation against (empty: none).",
+                        allowed=READ_LATER)
+    demo: bool = option(False, "Generate the synthetic demo dataset in `path` when it is missing.")
+    demo_subjects: int = option(12, "Subjects of the demo dataset (half ALL, half HEM).", Interval(4, multiple_of=2))
+    demo_cells: int = option(240, "Cells of the demo dataset, at least one per subject.", POSITIVE)
+    demo_seed: int = option(0, "Random seed of the demo dataset.", SEED)
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Where results go and how the work is parallelised."""
 
-    out: str = "runs/demo"
-    jobs: int = 1
-    backend: Backend = Backend.LOKY
-    scheduler: str = ""
-    seed: int = 0
-    quiet: bool = False
+    out: str = option("runs/demo", "Run directory that every stage writes into.")
+    jobs: int = option(1, "Parallel workers.", Interval(1, extra=(-1,), meaning="-1: every core this process may use"),
+                       resolve=all_cores)
+    backend: Backend = option(Backend.LOKY, "joblib backend of the per-image work (`dask` needs `leukoscope[dask]`).")
+    scheduler: str = option("", "Address of a running Dask scheduler (with `backend = \"dask\"`; empty: a local "
+                                "cluster).")
+    seed: int = option(0, "Random seed of the splits, the models and the bootstrap.", SEED)
+    quiet: bool = option(False, "No progress bars; warnings and errors only.")
+
+
+@dataclass(frozen=True)
+class FieldsConfig:
+    """White cells found in whole smear fields and cut out (`data.dataset` allidb1, voc, fields; docs/fields.md)."""
+
+    red_cell_diameter: float = option(100.0, "Typical red-cell diameter in the fields' pixels; every detection size "
+                                             "is a multiple of it (BCCD 100, ALL-IDB1 60).", Interval(0, open_low=True))
+    min_nucleus_area: float = option(0.4, "Least nucleus area of a white cell, in red-cell discs; smaller stained "
+                                          "groups are platelets or slivers.", Interval(0))
+    min_nucleus_contrast: float = option(40.0, "Least height of nucleus pixels over the field's median stain value "
+                                               "(0-255).", Interval(0, 255))
+    lobe_gap: float = option(0.05, "Nucleus pieces closer than this (red-cell diameters) are one nucleus.", Interval(0))
+    cytoplasm_level: float = option(0.12, "Cytoplasm threshold, as a fraction of the way from the field's median "
+                                          "to the nuclei's.", Interval(0, 1, open_low=True, open_high=True))
+    reach: float = option(0.6, "Farthest a cell extends from its nucleus, in red-cell diameters.",
+                          Interval(0, open_low=True))
+    cutout_size: int = option(450, "Side of the square cut-outs in pixels (C-NMC: 450); larger cells are scaled "
+                                   "down to fit.", Interval(MIN_SIDE, MAX_SIDE))
+    boxes: bool = option(False, "Score the detection against the annotated white-cell boxes (voc) and draw them on "
+                                "the overlays.")
 
 
 @dataclass(frozen=True)
 class SegmentationConfig:
     """Threshold segmentation of the whole cell and the nucleus."""
 
-    enhance: Enhancement = Enhancement.NONE
-    nucleus_channel: Channel = Channel.STAIN
-    nucleus_method: ThresholdMethod = ThresholdMethod.OTSU
-    cell_channel: Channel = Channel.LAB_B
-    cell_method: ThresholdMethod = ThresholdMethod.TRIANGLE
-    background: Background = Background.AUTO
-    min_size: int = 64
-    split_solidity: float = 0.9
-    refiner: Refiner = Refiner.NONE
-    refiner_model: str = ""
+    enhance: Enhancement = option(Enhancement.NONE, "Contrast enhancement before thresholding.")
+    nucleus_channel: Channel = option(Channel.STAIN, "Colour plane the nucleus is thresholded in.")
+    nucleus_method: ThresholdMethod = option(ThresholdMethod.OTSU, "Threshold method of the nucleus.")
+    cell_channel: Channel = option(Channel.LAB_B, "Colour plane the whole cell is thresholded in.")
+    cell_method: ThresholdMethod = option(ThresholdMethod.TRIANGLE, "Threshold method of the whole cell.")
+    background: Background = option(Background.AUTO, "Surround of the cells: black (C-NMC) or a smear; `auto` decides "
+                                                     "per image.")
+    min_size: int = option(64, "Smallest object kept, in pixels.", POSITIVE)
+    split_solidity: float = option(0.9, "Cells less solid than this are split from touching neighbours.",
+                                   Interval(0, 1, open_low=True))
+    refiner: Refiner = option(Refiner.NONE, "U-Net mask refiner run after the thresholding.")
+    refiner_model: str = option("", "Refiner model file (empty: the model shipped in the package).",
+                                PathRule("file", "a .keras model written by `leukoscope train-refiner`", empty=True))
 
 
 @dataclass(frozen=True)
 class FeaturesConfig:
-    """Handcrafted families, frozen-CNN embeddings, and the statistics of the handcrafted features.
+    """Handcrafted families and frozen-CNN embeddings."""
 
-    ``format = "parquet"`` adds a typed Parquet copy beside every features CSV;
-    ``statistics_bootstrap`` is the number of bootstrap replicates of the effect-size intervals.
-    """
-
-    families: tuple[Family, ...] = tuple(Family)
-    haralick_distance: int = 1
-    haralick_levels: int = 64
-    backbones: tuple[Backbone, ...] = ()
-    weights: str = "auto"
-    input_size: int = 0
-    batch_size: int = 32
-    mask_background: bool = True
-    threads: int = 0
-    format: TableFormat = TableFormat.CSV
-    statistics_bootstrap: int = 2000
+    families: tuple[Family, ...] = option(tuple(Family), "Handcrafted feature families.")
+    haralick_distance: int = option(1, "Pixel distance of the Haralick co-occurring pairs.", allowed=">= 1")
+    haralick_levels: int = option(64, "Grey levels of the Haralick quantisation.", allowed=f"[2, {MAX_LEVELS}]")
+    backbones: tuple[Backbone, ...] = option((), "CNN backbones to embed every cell with (frozen, ImageNet weights).")
+    weights: str = option(AUTO, "CNN weights: `imagenet` (Keras' cache or download), a folder of the official "
+                                "no-top .h5 files, `random` (untrained), or `auto` (imagenet, else random).",
+                          PathRule("folder", "holding the official Keras no-top .h5 files",
+                                   words=(AUTO, IMAGENET, RANDOM)))
+    input_size: int = option(0, "Side of the square CNN input in pixels; each backbone has its own minimum.",
+                             INPUT_SIZE)
+    batch_size: int = option(32, "Images per CNN batch.", POSITIVE)
+    mask_background: bool = option(True, "Black out the background around the segmented cell before the CNN.")
+    threads: int = option(0, "CPU threads of one TensorFlow operation.", Interval(0, meaning="0: all cores"))
+    format: TableFormat = option(TableFormat.CSV, "Features tables: `csv`, or `parquet` for a typed Parquet copy, "
+                                                  "with its data dictionary, beside every features CSV.")
+    statistics_bootstrap: int = option(2000, "Bootstrap replicates of the effect-size intervals of the univariate "
+                                             "table (docs/statistics.md).", Interval(0, meaning="0: no intervals"))
 
 
 @dataclass(frozen=True)
 class HeadsConfig:
-    """The reference paper's fine-tuned sigmoid heads (``preset = "paper"`` values as defaults)."""
+    """The reference paper's fine-tuned sigmoid heads (its values as defaults)."""
 
-    backbones: tuple[Backbone, ...] = ()
-    epochs: int = 15
-    patience: int = 5
-    batch_size: int = 40
-    learning_rate: float = 0.001
-    dropout: float = 0.5
-    restore_best_weights: bool = False
-    class_weight: bool = False
-    unfreeze_top: int = 0
-    fine_tune_epochs: int = 0
-    fine_tune_learning_rate: float = 1e-5
-    input_size: int = 0
-    validation_fraction: float = 0.15
-    mask_background: bool = False
-    mixed_precision: bool = False
+    backbones: tuple[Backbone, ...] = option((), "Backbones to train the paper's sigmoid head on (empty: none).")
+    epochs: int = option(15, "Most epochs of the head's training (EarlyStopping may stop it sooner).", POSITIVE)
+    patience: int = option(5, "EarlyStopping patience on the validation loss, in epochs.", Interval(0))
+    batch_size: int = option(40, "Images per training batch.", POSITIVE)
+    learning_rate: float = option(0.001, "Adamax learning rate.", Interval(0, open_low=True))
+    dropout: float = option(0.5, "Dropout rate before the dense layer.", Interval(0, 1, open_high=True))
+    restore_best_weights: bool = option(False, "Keep the weights of the best validation epoch (Keras' EarlyStopping).")
+    class_weight: bool = option(False, "Weigh both classes equally in the loss.")
+    unfreeze_top: int = option(0, "Backbone layers fine-tuned in a second phase (needs `fine_tune_epochs`).",
+                               Interval(0))
+    fine_tune_epochs: int = option(0, "Epochs of the second phase.", Interval(0))
+    fine_tune_learning_rate: float = option(1e-5, "Learning rate of the second phase.", Interval(0, open_low=True))
+    input_size: int = option(0, "Side of the square head input in pixels.", INPUT_SIZE)
+    validation_fraction: float = option(0.15, "Share of each training part held out for EarlyStopping, by subject.",
+                                        Interval(0, 1, open_low=True, open_high=True))
+    mask_background: bool = option(False, "Black out the background around the segmented cell.")
+    mixed_precision: bool = option(False, "Train in mixed_float16 (GPUs).")
 
 
 @dataclass(frozen=True)
 class CompareConfig:
-    """Which models on which feature sets, under which evaluation protocol.
+    """Which models on which feature sets, under which evaluation protocol."""
 
-    ``qc``: what the statistics of the features (``subjects.csv``, ``univariate.csv``) do with
-    cells whose ``qc_flag`` is set: ``keep`` them or ``drop_flagged``.
-    """
-
-    protocol: Protocol = Protocol.AUTO
-    folds: int = 5
-    inner_folds: int = 3
-    models: tuple[ClassifierName, ...] = tuple(ClassifierName)
-    feature_sets: tuple[FeatureSetKind, ...] = tuple(FeatureSetKind)
-    hybrid_pca: int = 0
-    bootstrap: int = 1000
-    qc: QcRule = QcRule.KEEP
+    protocol: Protocol = option(Protocol.AUTO, "Evaluation: the dataset's official split, by subject or by image, "
+                                               "or by blocks of 10 consecutive image numbers (`blocked-cv`, a proxy "
+                                               "for source fields); `auto` picks official, else by subject, else by "
+                                               "image, as the data allows.")
+    folds: int = option(5, "Outer cross-validation folds.", Interval(2))
+    inner_folds: int = option(3, "Inner cross-validation folds that tune the hyper-parameters.", Interval(2))
+    models: tuple[ClassifierName, ...] = option(tuple(ClassifierName), "Classical classifiers.")
+    feature_sets: tuple[FeatureSetKind, ...] = option(tuple(FeatureSetKind),
+                                                      "Feature sets the classifiers are compared on.")
+    hybrid_pca: int = option(0, "Principal components of the embedding part of hybrid sets.",
+                             Interval(0, meaning="0: no PCA"))
+    bootstrap: int = option(1000, "Bootstrap resamples of the 95 % confidence intervals.",
+                            Interval(0, meaning="0: none"))
+    qc: QcRule = option(QcRule.KEEP, "Cells with a qc_flag in the statistics of the features (subjects.csv, "
+                                     "univariate.csv): `keep` them (only their undefined values are skipped) or "
+                                     "`drop_flagged`.")
 
 
 @dataclass(frozen=True)
@@ -143,6 +195,7 @@ class Config:
 
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    fields: FieldsConfig = field(default_factory=FieldsConfig)
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     heads: HeadsConfig = field(default_factory=HeadsConfig)
@@ -152,109 +205,143 @@ class Config:
         """Plain, JSON-serialisable view (enums as their values)."""
         return {
             section.name: {
-                f.name: _plain(getattr(getattr(self, section.name), f.name))
+                f.name: plain(getattr(getattr(self, section.name), f.name))
                 for f in dataclasses.fields(getattr(self, section.name))
             }
             for section in dataclasses.fields(self)
         }
 
-    def with_overrides(self, overrides: dict[str, Any], *, source: str = "command line") -> "Config":
+    def with_overrides(self, overrides: Mapping[str, Any], *, source: str = "command line") -> Config:
         """Return a copy with ``{"section.key": value}`` overrides applied and checked.
 
-        ``None`` values are ignored, so unset command-line flags can be passed as they are.
+        ``None`` values are ignored, so unset command-line flags can be passed as they are;
+        strings are parsed for numbers, booleans, choices and comma-separated lists.
+
+        Raises
+        ------
+        ConfigError
+            An unknown key or a value that is not allowed; the message starts with ``source``.
         """
-        sections = {s.name: getattr(self, s.name) for s in dataclasses.fields(self)}
-        for dotted, value in overrides.items():
+        return _apply(self, [(source, overrides, False)])
+
+
+def _apply(config: Config, layers: Iterable[tuple[str, Mapping[str, Any], bool]]) -> Config:
+    """Apply ``(source, {"section.key": value}, strict)`` layers in order, then check the result."""
+    sections = {s.name: getattr(config, s.name) for s in dataclasses.fields(config)}
+    origins: dict[str, str] = {}
+    for source, values, strict in layers:
+        for dotted, value in values.items():
             if value is None:
                 continue
             section, _, key = dotted.partition(".")
             if section not in sections:
                 raise ConfigError(f"{source}: unknown section '{section}'; allowed: {', '.join(sections)}")
-            sections[section] = _replace_checked(sections[section], {key: value}, source, section)
-        return Config(**sections)
+            names = [f.name for f in dataclasses.fields(sections[section])]
+            if key not in names:
+                raise ConfigError(f"{source}: unknown key '{dotted}'; allowed keys in [{section}]: {', '.join(names)}")
+            annotation = typing.get_type_hints(type(sections[section]))[key]
+            checked = coerce(value, annotation, f"{source}: key '{dotted}'", strict=strict)
+            sections[section] = dataclasses.replace(sections[section], **{key: checked})
+            origins[dotted] = source
+    for dotted, source in origins.items():
+        section, _, key = dotted.partition(".")
+        spec = next(f for f in dataclasses.fields(sections[section]) if f.name == key)
+        value = getattr(sections[section], key)
+        if problem := field_problem(spec, value):
+            raise ConfigError(f"{source}: key '{dotted}': {problem}")
+        if resolve := spec.metadata.get("resolve"):
+            sections[section] = dataclasses.replace(sections[section], **{key: resolve(value)})
+    checked_config = Config(**sections)
+    try:
+        _check_together(checked_config)
+    except ValueError as exc:
+        raise ConfigError(f"{' + '.join(dict.fromkeys(origins.values())) or 'defaults'}: {exc}") from None
+    return checked_config
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Check ``value`` against the field type ``annotation``; convert strings to enums."""
-    origin = typing.get_origin(annotation)
-    if origin is tuple:
-        (item_type, _ellipsis) = typing.get_args(annotation)
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        if item_type in (Backbone,) and list(value) == ["all"]:
-            return tuple(item_type)
-        if list(value) == ["none"]:
-            return ()
-        return tuple(_coerce(v, item_type, where) for v in value)
-    if isinstance(annotation, type) and issubclass(annotation, Enum):
-        try:
-            return annotation(value)
-        except ValueError:
-            allowed = ", ".join(repr(m.value) for m in annotation)
-            raise ConfigError(f"{where}: {value!r} is not allowed; allowed: {allowed}") from None
-    if annotation is bool:
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if annotation is int:
-        if isinstance(value, str):
+def _check_together(config: Config) -> None:
+    """The checks that span keys or need another module's check; ``ValueError`` names the keys."""
+    data, run, features, heads = config.data, config.run, config.features, config.heads
+    if data.demo_cells < data.demo_subjects:
+        raise ValueError(f"data.demo_cells = {data.demo_cells} is below data.demo_subjects = "
+                         f"{data.demo_subjects}; the demo needs at least one cell per subject")
+    if run.scheduler and run.backend is not Backend.DASK:
+        raise ValueError(f"run.scheduler is set but run.backend is '{run.backend.value}'; set backend = "
+                         "\"dask\" to use the scheduler, or remove scheduler")
+    if run.backend is Backend.DASK and importlib.util.find_spec("distributed") is None:
+        raise ValueError("run.backend = 'dask' needs dask.distributed, which is not installed; run "
+                         "pip install 'leukoscope[dask]' or set backend = \"loky\"")
+    check_options(haralick_distance=features.haralick_distance, haralick_levels=features.haralick_levels)
+    for section in (features, heads):
+        name = "features" if section is features else "heads"
+        for backbone in section.backbones:
             try:
-                value = int(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        if value < 0:
-            raise ConfigError(f"{where}: expected a non-negative integer, got {value!r}")
-        return value
-    if annotation is float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported config field type {annotation!r}")  # pragma: no cover
+                get_backbone(backbone).check_input_size(section.input_size)
+            except ValueError as exc:
+                raise ValueError(f"key '{name}.input_size': {exc}") from None
+    if features.weights not in (AUTO, IMAGENET, RANDOM):
+        folder = Path(features.weights).expanduser()
+        missing = [spec.weights_file for spec in map(get_backbone, dict.fromkeys(features.backbones + heads.backbones))
+                   if not (folder / spec.weights_file).is_file()]
+        if missing:
+            raise ValueError(f"key 'features.weights': the folder '{features.weights}' lacks {', '.join(missing)}; "
+                             "put the official Keras no-top files there (README, 'CNN backbones and weights') "
+                             "or set weights = \"auto\"")
+    if heads.unfreeze_top > 0 and heads.fine_tune_epochs == 0:
+        raise ValueError(f"heads.unfreeze_top = {heads.unfreeze_top} asks for a second fine-tuning phase but "
+                         "heads.fine_tune_epochs is 0; set fine_tune_epochs (e.g. 5) or unfreeze_top = 0")
 
 
-def _replace_checked(section_obj: Any, values: dict[str, Any], source: str, section: str) -> Any:
-    hints = typing.get_type_hints(type(section_obj))
-    names = [f.name for f in dataclasses.fields(section_obj)]
-    checked = {}
-    for key, value in values.items():
-        if key not in names:
-            raise ConfigError(
-                f"{source}: unknown key '{section}.{key}'; allowed keys in [{section}]: {', '.join(names)}"
-            )
-        checked[key] = _coerce(value, hints[key], f"{source}: key '{section}.{key}'")
-    return dataclasses.replace(section_obj, **checked)
+def _shipped() -> Any:
+    return resources.files("leukoscope") / "configs"
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """Load and check a TOML configuration file.
+def config_names() -> list[str]:
+    """Names of the configs shipped in the package (``demo``, ``cnmc``, ``allidb2``), sorted."""
+    return sorted(p.name.removesuffix(".toml") for p in _shipped().iterdir() if p.name.endswith(".toml"))
+
+
+def config_text(name: str) -> str:
+    """The TOML text of a shipped config, comments included (for ``leukoscope config show NAME``).
+
+    Raises
+    ------
+    ConfigError
+        ``name`` is not a shipped config; the message lists the names.
+    """
+    if name not in config_names():
+        raise ConfigError(f"no shipped config is called '{name}'; shipped: {', '.join(config_names())}")
+    return (_shipped() / f"{name}.toml").read_text(encoding="utf-8")
+
+
+def _read(path: str | Path) -> tuple[str, str]:
+    """``(label for errors, TOML text)`` of a shipped config's name or a file's path."""
+    if str(path) in config_names():
+        return f"config '{path}'", config_text(str(path))
+    try:
+        return str(path), Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file '{path}' does not exist; pass a shipped config's name "
+                          f"({', '.join(config_names())}) or an existing .toml file") from None
+    except (IsADirectoryError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file '{path}' cannot be read as text ({exc}); pass a .toml file") from None
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None, *,
+                source: str = "command line") -> Config:
+    """Load a config, apply overrides, and check every value.
 
     Parameters
     ----------
     path : str or Path or None
-        The TOML file. ``None`` gives the defaults.
+        A shipped config's name (:func:`config_names`) or a TOML file; ``None`` gives the
+        defaults. Relative paths inside the file stay relative to the current directory.
+    overrides : mapping of str to Any, optional
+        ``{"section.key": value}`` applied on top of the file (``None`` values ignored), as
+        :meth:`Config.with_overrides` does; files and folders are checked after they are applied,
+        so an override can replace a path of the file that does not exist here.
+    source : str
+        How errors name the overrides.
 
     Returns
     -------
@@ -264,27 +351,27 @@ def load_config(path: str | Path | None = None) -> Config:
     Raises
     ------
     ConfigError
-        The file is missing, is not valid TOML, or holds an unknown section or key or a
-        value of the wrong type; the message names the file, the key and what is allowed.
+        The file is missing or not valid TOML, or a section, key or value is not allowed (a
+        string where a number is expected included); the one-line message names the file, the
+        key and the allowed values.
     """
-    config = Config()
-    if path is None:
-        return config
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file '{path}' does not exist; pass an existing .toml file, e.g. configs/demo.toml") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
-    sections = {s.name for s in dataclasses.fields(Config)}
-    for name, values in raw.items():
-        if name not in sections:
-            raise ConfigError(f"{path}: unknown section [{name}]; allowed sections: {', '.join(sorted(sections))}")
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: [{name}] must be a table of keys, got {values!r}")
-    overrides = {f"{name}.{key}": value for name, values in raw.items() for key, value in values.items()}
-    return config.with_overrides(overrides, source=str(path))
+    layers: list[tuple[str, Mapping[str, Any], bool]] = []
+    if path is not None:
+        label, text = _read(path)
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file '{label}' is not valid TOML: {exc}") from None
+        sections = [s.name for s in dataclasses.fields(Config)]
+        for name, values in raw.items():
+            if name not in sections:
+                raise ConfigError(f"{label}: unknown section [{name}]; allowed sections: {', '.join(sorted(sections))}")
+            if not isinstance(values, dict):
+                raise ConfigError(f"{label}: [{name}] must be a table of keys, got {values!r}")
+        layers.append((label, {f"{name}.{key}": v for name, values in raw.items() for key, v in values.items()}, True))
+    if overrides:
+        layers.append((source, overrides, False))
+    return _apply(Config(), layers)
 
 
 __all__ = [
@@ -293,8 +380,11 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "FeaturesConfig",
+    "FieldsConfig",
     "HeadsConfig",
     "RunConfig",
     "SegmentationConfig",
+    "config_names",
+    "config_text",
     "load_config",
 ]

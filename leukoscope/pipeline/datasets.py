@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leukoscope.pipeline.choices import DatasetKind
+from leukoscope.pipeline.choices import FIELD_KINDS, DatasetKind
 from leukoscope.pipeline.cnmc import cnmc_top, load_cnmc, parse_cnmc_name
 from leukoscope.pipeline.dataset_base import (
     CLASS_NAMES,
@@ -176,7 +176,8 @@ def load_dataset(root: str | Path, kind: DatasetKind | str = DatasetKind.AUTO) -
     Raises
     ------
     DatasetError
-        The path does not exist, or holds no image at all.
+        The path does not exist, holds no image at all, or ``kind`` is a layout of whole fields
+        (:data:`~leukoscope.pipeline.choices.FIELD_KINDS`, read by :mod:`~leukoscope.pipeline.fields_run`).
     """
     root = Path(root)
     if not root.exists():
@@ -185,6 +186,9 @@ def load_dataset(root: str | Path, kind: DatasetKind | str = DatasetKind.AUTO) -
             f"(or `leukoscope demo-data {root}` to create the demo set there)"
         )
     kind = DatasetKind(kind)
+    if kind in FIELD_KINDS:
+        raise DatasetError(f"'{root}' read as {kind.value} holds whole smear fields, not cells; run "
+                           "`leukoscope fields` (or segment/features/compare) on it to cut its white cells out")
     if kind is DatasetKind.AUTO:
         kind = detect_kind(root)
     loaded = _LOADERS[kind](root)

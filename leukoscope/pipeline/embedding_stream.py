@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from leukoscope.features.backbones import BackboneSpec, get_backbone
 from leukoscope.features.embeddings import POOLINGS, build_extractor, embed_batch, prepare_batch
 from leukoscope.pipeline.cache import ResultCache
-from leukoscope.pipeline.config import Config, ConfigError
+from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.imageio import ImageReadError, MaskReadError, read_image, read_label_mask
 from leukoscope.pipeline.layout import Stage, cache_key, cnn_name, missing_mask_reason, sha256_file
 from leukoscope.pipeline.rundir import RunDir
@@ -313,25 +313,20 @@ def embedding_job(config: Config, backbone: str, *, size: int, mask_background: 
                         batch_size=max(1, config.features.batch_size), seed=config.run.seed)
 
 
-def check_backbones(backbones: tuple[Any, ...], *, weights: str, size: int) -> None:
-    """Fail before any work when a backbone cannot run: an input size below its minimum, or
-    weights (``imagenet`` or a folder) that cannot be had. ``auto`` and ``random`` always resolve.
+def check_backbones(backbones: tuple[Any, ...], *, weights: str) -> None:
+    """Fail before any work when ``imagenet`` weights (or those of a folder) cannot be had
+    (the config checked the names, the folder and the input sizes when it was loaded;
+    ``auto`` and ``random`` always resolve).
 
     Raises
     ------
-    ConfigError
-        The input size is too small.
     WeightsUnavailableError
         The weights cannot be had; the message says where to put them.
     """
+    if weights in (AUTO, RANDOM):
+        return
     for backbone in backbones:
-        spec = get_backbone(backbone)
-        try:
-            spec.check_input_size(size)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        if weights not in (AUTO, RANDOM):
-            resolve_weights(spec, weights)
+        resolve_weights(get_backbone(backbone), weights)
 
 
 __all__ = ["EmbeddingJob", "check_backbones", "NetworkCache", "build_network", "embedding_job", "iter_pooled", "set_keras_threads"]

@@ -19,7 +19,6 @@ import numpy as np
 from leukoscope.pipeline.imageio import IMAGE_SUFFIXES
 from leukoscope.segmentation.expert_masks import MaskFormatError, decode_expert_mask
 
-
 MISSING = "missing"  # MaskMatch.problem when no file has the image's stem
 
 

@@ -7,6 +7,9 @@ Nothing else in leukoscope builds a path inside a run directory by hand; stages 
         run.json          resolved config, package versions, start/end time, status, weights used
         manifest.csv      sample_id, path, label, subject, split, sha256
         rejected.csv      path, stage, reason
+        fields/           (a dataset of whole smear fields) cells/<field_id>__<k>.bmp, overlays/<field_id>.png,
+                          montage.png, cells.csv, fields.csv, detection_scores.json,
+                          cache/fields-<settings>/<key>.npz
         segmentation/     masks/<id>.png, overlays/<id>.png, montage.png, segmentation.csv,
                           summary.csv, cache/segment-<settings>/<image sha256>.npz
         features/         handcrafted.csv, columns.csv, cnn_<backbone>.csv (+ .parquet copies),
@@ -29,9 +32,11 @@ from leukoscope.classifiers.featuresets import cnn_name, head_name
 
 class Stage(str, Enum):
     """The stages: nodes of the stage graph, and the name they carry in ``rejected.csv``
-    (``load`` is the dataset scan before any stage)."""
+    (``load`` is the dataset scan before any stage, ``fields`` the cutting of white cells out of
+    whole fields that makes the samples of a field dataset)."""
 
     LOAD = "load"
+    FIELDS = "fields"
     SEGMENTATION = "segmentation"
     HANDCRAFTED = "handcrafted"
     STATISTICS = "statistics"
@@ -51,9 +56,8 @@ PREDICTION_COLUMNS = ["sample_id", "subject", "protocol", "fold", "model", "feat
 
 #: folder of each stage's outputs (the embeddings are features too)
 _FOLDERS = {
-    Stage.SEGMENTATION: "segmentation", Stage.HANDCRAFTED: "features", Stage.STATISTICS: "features",
-    Stage.EMBEDDINGS: "features",
-    Stage.HEADS: "heads", Stage.COMPARE: "compare",
+    Stage.FIELDS: "fields", Stage.SEGMENTATION: "segmentation", Stage.HANDCRAFTED: "features",
+    Stage.STATISTICS: "features", Stage.EMBEDDINGS: "features", Stage.HEADS: "heads", Stage.COMPARE: "compare",
 }
 
 
@@ -73,6 +77,11 @@ def cache_key(image_sha256: str, mask_path: str | Path | None = None, *, mask_sh
         return image_sha256
     mask_sha256 = mask_sha256 or sha256_file(mask_path)
     return hashlib.sha256(f"{image_sha256}:{mask_sha256}".encode()).hexdigest()
+
+
+def cutout_id(field_id: str, number: int) -> str:
+    """The sample id of the ``number``-th cell (1, 2, ...) cut out of field ``field_id``."""
+    return f"{field_id}__{number}"
 
 
 def missing_mask_reason(mask_path: Path) -> str:
@@ -118,6 +127,38 @@ class RunLayout:
     def cache_root(self, stage: Stage) -> Path:
         """Parent folder of a stage's result caches."""
         return self.folder(stage) / "cache"
+
+    # -- fields (before the manifest: its samples are the cut-outs) ---------------------
+    @property
+    def cutouts_dir(self) -> Path:
+        return self.folder(Stage.FIELDS) / "cells"
+
+    def cutout_path(self, sample_id: str) -> Path:
+        """A cell cut out of a field, on black (C-NMC's style); ``sample_id`` from :func:`cutout_id`."""
+        return self.cutouts_dir / f"{sample_id}.bmp"
+
+    @property
+    def field_overlays_dir(self) -> Path:
+        return self.folder(Stage.FIELDS) / "overlays"
+
+    def field_overlay_path(self, field_id: str) -> Path:
+        return self.field_overlays_dir / f"{field_id}.png"
+
+    @property
+    def cells_table(self) -> Path:
+        return self.folder(Stage.FIELDS) / "cells.csv"
+
+    @property
+    def fields_table(self) -> Path:
+        return self.folder(Stage.FIELDS) / "fields.csv"
+
+    @property
+    def fields_montage(self) -> Path:
+        return self.folder(Stage.FIELDS) / "montage.png"
+
+    @property
+    def detection_scores(self) -> Path:
+        return self.folder(Stage.FIELDS) / "detection_scores.json"
 
     # -- segmentation -------------------------------------------------------------------
     def mask_path(self, sample_id: str) -> Path:
@@ -186,5 +227,5 @@ class RunLayout:
 
 __all__ = [
     "META_COLUMNS", "MANIFEST_COLUMNS", "PREDICTION_COLUMNS", "QC_COLUMN", "REJECTED_COLUMNS", "WEIGHTS_COLUMN",
-    "RunLayout", "Stage", "cache_key", "cnn_name", "head_name", "missing_mask_reason", "sha256_file",
+    "RunLayout", "Stage", "cache_key", "cnn_name", "cutout_id", "head_name", "missing_mask_reason", "sha256_file",
 ]

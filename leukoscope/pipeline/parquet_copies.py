@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from leukoscope.pipeline.choices import TableFormat
 from leukoscope.pipeline.layout import META_COLUMNS, QC_COLUMN, WEIGHTS_COLUMN
-from leukoscope.pipeline.tables import csv_to_parquet, table_path
+from leukoscope.pipeline.tables import FLOAT64, csv_to_parquet, table_path
 
 #: name -> description of the columns every features table starts with, and of its last text column
 TEXT_DESCRIPTIONS = {
@@ -65,7 +65,7 @@ def embeddings_dictionary(backbone: str, columns: Sequence[str]) -> pd.DataFrame
 
 
 def sync_copy(
-    path: Path, format: TableFormat | str, *, dictionary: pd.DataFrame, float_type: pa.DataType = pa.float64()
+    path: Path, format: TableFormat | str, *, dictionary: pd.DataFrame, float_type: pa.DataType = FLOAT64
 ) -> Path | None:
     """Write the Parquet copy of the CSV ``path`` under ``parquet``; remove a stale one under ``csv``.
 

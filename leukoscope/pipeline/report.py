@@ -23,6 +23,7 @@ from leukoscope.classifiers.choices import Protocol
 from leukoscope.classifiers.featuresets import cnn_name, head_name
 from leukoscope.classifiers.metrics import METRICS, confusion_matrix
 from leukoscope.pipeline.atomic import write_png, write_text
+from leukoscope.pipeline.choices import FIELD_KINDS
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.figures import figure_to_array
 
@@ -53,6 +54,10 @@ PROTOCOL_NOTES = {
     Protocol.STRATIFIED_CV: (
         "stratified k-fold cross-validation over images: the data has no subject ids, so cells of "
         "one patient may sit on both sides of a split, which can inflate every figure"
+    ),
+    Protocol.BLOCKED_CV: (
+        "stratified k-fold cross-validation grouped by blocks of consecutive image numbers, a proxy for "
+        "the source fields the crops were cut from (the data has no subject ids)"
     ),
 }
 MAX_PANELS = 36
@@ -184,6 +189,15 @@ def paper_table(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def fields_origin(config: Config) -> str:
+    """The report's sentence on cells cut out of whole smear fields (``""`` for a dataset of cells)."""
+    if config.data.dataset not in FIELD_KINDS:
+        return ""
+    return (f" The cells were cut out of whole smear fields by leukoscope's white-cell detection (red-cell diameter "
+            f"{config.fields.red_cell_diameter:g} pixels; fields/cells.csv and fields/overlays/ in the run directory); "
+            "each cell's subject is the field it came from, so no field has cells on both sides of a split.")
+
+
 def build_blocks(
     *, results: pd.DataFrame, feature_sets: pd.DataFrame, protocol: Protocol, config: Config,
     n_folds: int, captions: dict[str, str], sections: Sequence[Block] = (),
@@ -193,7 +207,7 @@ def build_blocks(
     folds = "one split" if protocol is Protocol.OFFICIAL else f"{n_folds} folds, seed {config.run.seed}"
     blocks = [
         Block("h1", "leukoscope comparison report"),
-        Block("p", f"Data: {config.data.path} (dataset {config.data.dataset.value}). "
+        Block("p", f"Data: {config.data.path} (dataset {config.data.dataset.value}).{fields_origin(config)} "
                    f"Protocol: {protocol.value} ({folds}): {PROTOCOL_NOTES[protocol]}. "
                    f"Hyper-parameters tuned by {config.compare.inner_folds}-fold inner cross-validation on each "
                    "training part only (grouped by subject when subjects are known). ALL is the positive class; "

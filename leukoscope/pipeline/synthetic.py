@@ -40,7 +40,7 @@ class Stain:
     noise: float
 
     @classmethod
-    def random(cls, rng: np.random.Generator) -> "Stain":
+    def random(cls, rng: np.random.Generator) -> Stain:
         """Draw a subject's stain: purple nuclei and blue-lilac cytoplasm with variation."""
         shift = rng.normal(0.0, 12.0, size=3)
         nucleus = np.array([95.0, 55.0, 150.0]) + shift + rng.normal(0.0, 6.0, size=3)

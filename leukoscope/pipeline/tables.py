@@ -39,6 +39,7 @@ VERSION_KEY = b"leukoscope.version"
 DICTIONARY_SUFFIX = ".columns.csv"
 #: bytes of CSV text :func:`csv_to_parquet` converts at a time (one Parquet row group each)
 BLOCK_BYTES = 32 << 20
+FLOAT64 = pa.float64()
 
 
 def table_path(path: str | Path, format: TableFormat | str) -> Path:
@@ -134,7 +135,7 @@ def csv_to_parquet(
     path: str | Path,
     *,
     text_columns: Collection[str] = NON_FEATURE_COLUMNS,
-    float_type: pa.DataType = pa.float64(),
+    float_type: pa.DataType = FLOAT64,
     dictionary: pd.DataFrame | None = None,
     block_bytes: int = BLOCK_BYTES,
 ) -> Path:

@@ -121,7 +121,9 @@ def detect_background(image: np.ndarray) -> Background:
     return Background.BLACK if np.mean(black) >= 0.5 else Background.SMEAR
 
 
-def _empty(shape: tuple[int, ...], background: Background, flag: QCFlag, cell_threshold: float = float("nan")) -> SegmentationResult:
+def _empty(
+    shape: tuple[int, ...], background: Background, flag: QCFlag, cell_threshold: float = float("nan")
+) -> SegmentationResult:
     return SegmentationResult(
         labels=np.zeros(shape[:2], dtype=np.uint8),
         background=background,

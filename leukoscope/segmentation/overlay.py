@@ -1,4 +1,4 @@
-"""Pictures for a person to check masks: contour overlays and a montage of them."""
+"""Pictures for a person to check masks: contour overlays, a montage of them, whole fields."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from leukoscope.segmentation.cell import NUCLEUS
 from leukoscope.segmentation.channels import check_rgb
+from leukoscope.segmentation.fields import Detection
 
 CELL_COLOUR = (0, 255, 255)  # cyan
 NUCLEUS_COLOUR = (255, 255, 0)  # yellow
+BOX_COLOUR = (255, 0, 255)  # magenta: detected cells in a field
+TRUTH_COLOUR = (0, 200, 0)  # green: annotated boxes
 
 
 def contour_width(shape: tuple[int, ...]) -> int:
@@ -26,7 +30,10 @@ def _inner_boundary(mask: np.ndarray, width: int) -> np.ndarray:
 
 
 def draw_overlay(
-    image: np.ndarray, labels: np.ndarray, *, colours: tuple[tuple[int, int, int], tuple[int, int, int]] = (CELL_COLOUR, NUCLEUS_COLOUR)
+    image: np.ndarray,
+    labels: np.ndarray,
+    *,
+    colours: tuple[tuple[int, int, int], tuple[int, int, int]] = (CELL_COLOUR, NUCLEUS_COLOUR),
 ) -> np.ndarray:
     """The image with the cell outline in cyan and the nucleus outline in yellow.
 
@@ -129,3 +136,63 @@ def montage(
             origin = ((index % columns) * tile_size + 3, (index // columns) * tile_size + 14)
             cv2.putText(sheet, captions[index], origin, cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return sheet
+
+
+def draw_field_overlay(
+    image: np.ndarray,
+    detections: Sequence[Detection],
+    *,
+    truth: Sequence[tuple[float, float, float, float]] = (),
+    points: Sequence[tuple[float, float]] = (),
+    captions: Sequence[str] = (),
+    box_colour: tuple[int, int, int] = BOX_COLOUR,
+    truth_colour: tuple[int, int, int] = TRUTH_COLOUR,
+) -> np.ndarray:
+    """A whole field with every detected cell's box and outlines, and the annotated boxes.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 ndarray
+        The RGB field.
+    detections : sequence of Detection
+        White cells found in it (:func:`~leukoscope.segmentation.fields.detect_white_cells`).
+    truth : sequence of (x0, y0, x1, y1)
+        Annotated boxes (x1, y1 exclusive; fractions are cut to whole pixels), drawn in
+        ``truth_colour``; none by default.
+    points : sequence of (x, y)
+        Annotated points (e.g. blast centroids), drawn as crosses in ``truth_colour``.
+    captions : sequence of str
+        Text written in ``box_colour`` above (or, at the field's top, inside) each detection's
+        box, e.g. its number; none by default, else one per detection.
+    box_colour, truth_colour : (R, G, B)
+        Colours of the detection boxes and of the annotated boxes.
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+        A copy of the field: each cell outlined in cyan and its nucleus in yellow (just
+        inside each region, as :func:`draw_overlay`), its box in ``box_colour``, the
+        annotated boxes in ``truth_colour``; lines :func:`contour_width` pixels wide.
+    """
+    if captions and len(captions) != len(detections):
+        raise ValueError(f"got {len(captions)} captions for {len(detections)} detections; "
+                         "give one per detection or none")
+    out = check_rgb(image).copy()
+    width = contour_width(out.shape)
+    for x0, y0, x1, y1 in truth:
+        cv2.rectangle(out, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), truth_colour, width)
+    for x, y in points:
+        cv2.drawMarker(out, (int(round(x)), int(round(y))), truth_colour, cv2.MARKER_CROSS, 8 * width, width)
+    scale = 0.4 * width
+    for index, detection in enumerate(detections):
+        x0, y0, x1, y1 = detection.box
+        window = out[y0:y1, x0:x1]
+        window[_inner_boundary(detection.labels > 0, width)] = CELL_COLOUR
+        window[_inner_boundary(detection.labels == NUCLEUS, width)] = NUCLEUS_COLOUR
+        cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), box_colour, width)
+        if captions:
+            (_, text_height), _ = cv2.getTextSize(captions[index], cv2.FONT_HERSHEY_SIMPLEX, scale, width)
+            baseline = y0 - 2 * width if y0 - 2 * width >= text_height else y0 + text_height + 2 * width
+            cv2.putText(out, captions[index], (x0 + width, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, box_colour,
+                        width, cv2.LINE_AA)
+    return out

@@ -99,7 +99,9 @@ def refine_labels(
     return refined
 
 
-def refine_result(model: Any, image: np.ndarray, result: SegmentationResult, *, min_size: int = 64) -> SegmentationResult:
+def refine_result(
+    model: Any, image: np.ndarray, result: SegmentationResult, *, min_size: int = 64
+) -> SegmentationResult:
     """A threshold segmentation with its labels replaced by the refiner's.
 
     Parameters

@@ -42,9 +42,9 @@ def histogram(values: np.ndarray, *, nbins: int = 256) -> tuple[np.ndarray, np.n
         if values.dtype == np.uint8:
             counts = np.bincount(values, minlength=256)
             return counts, np.arange(256, dtype=np.float64)
-        low = int(values.min())
-        counts = np.bincount((values.astype(np.int64) - low))
-        return counts, np.arange(low, low + counts.size, dtype=np.float64)
+        first = int(values.min())
+        counts = np.bincount(values.astype(np.int64) - first)
+        return counts, np.arange(first, first + counts.size, dtype=np.float64)
     if not np.all(np.isfinite(values)):
         raise ValueError("cannot compute a threshold of values with NaN or infinity; mask them out first")
     low, high = float(values.min()), float(values.max())

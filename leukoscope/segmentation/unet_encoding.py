@@ -69,7 +69,7 @@ def refiner_window(labels: np.ndarray, *, scale: float = WINDOW_SCALE) -> Window
                   side=side)
 
 
-def crop_window(array: np.ndarray, window: Window, *, fill: Sequence[float] | float = 0) -> np.ndarray:
+def crop_window(array: np.ndarray, window: Window, *, fill: np.ndarray | Sequence[float] | float = 0) -> np.ndarray:
     """The part of an image or mask inside a window; what lies beyond the image is ``fill``.
 
     Parameters
@@ -114,7 +114,8 @@ def paste_window(labels: np.ndarray, window: Window, shape: tuple[int, int]) -> 
     top, left = max(0, window.top), max(0, window.left)
     bottom, right = min(shape[0], window.top + window.side), min(shape[1], window.left + window.side)
     if bottom > top and right > left:
-        out[top:bottom, left:right] = labels[top - window.top : bottom - window.top, left - window.left : right - window.left]
+        rows, columns = slice(top - window.top, bottom - window.top), slice(left - window.left, right - window.left)
+        out[top:bottom, left:right] = labels[rows, columns]
     return out
 
 

@@ -8,9 +8,12 @@ from sklearn import metrics as skm
 
 from leukoscope.classifiers.metrics import (
     METRICS,
+    THRESHOLD,
     binary_metrics,
     bootstrap_ci,
     confusion_matrix,
+    predict_labels,
+    replicate_weights,
     subject_vote_accuracy,
 )
 
@@ -104,7 +107,7 @@ def test_bootstrap_is_seeded_and_perfect_predictions_give_a_point():
     assert all(ci[name] == (1.0, 1.0) for name in METRICS)
     rng = np.random.default_rng(0)
     y_score = rng.random(40)
-    y_pred = (y_score > 0.5).astype(int)
+    y_pred = predict_labels(y_score)
     assert bootstrap_ci(y, y_score, y_pred, seed=7) == bootstrap_ci(y, y_score, y_pred, seed=7)
     assert bootstrap_ci(y, y_score, y_pred, seed=7) != bootstrap_ci(y, y_score, y_pred, seed=8)
 
@@ -118,3 +121,22 @@ def test_subject_vote_accuracy():
     assert (accuracy, n) == (pytest.approx(2 / 3), 3)
     accuracy, n = subject_vote_accuracy(y_true, y_score, y_pred, [""] * 8)
     assert np.isnan(accuracy) and n == 0
+
+
+def test_one_threshold_rule_calls_one_half_all():
+    assert predict_labels([0.0, 0.4999, 0.5, 0.51, 1.0]).tolist() == [0, 0, 1, 1, 1]
+    assert THRESHOLD == 0.5
+
+
+def test_replicates_keep_every_class_and_repeat_with_the_seed():
+    y = np.array([1] * 6 + [0] * 4)
+    groups = np.array(["a", "a", "b", "b", "c", "c", "h", "h", "i", "j"], dtype=object)
+    weights = np.concatenate(list(replicate_weights(y, groups, n_boot=50, seed=3)))
+    assert weights.shape == (50, 10)
+    # a subject's cells share their weight; each class keeps its number of units (3 and 3)
+    np.testing.assert_array_equal(weights[:, 0], weights[:, 1])
+    np.testing.assert_array_equal(weights[:, 6], weights[:, 7])
+    np.testing.assert_array_equal(weights[:, [0, 2, 4]].sum(axis=1), 3)
+    np.testing.assert_array_equal(weights[:, [6, 8, 9]].sum(axis=1), 3)
+    again = np.concatenate(list(replicate_weights(y, groups, n_boot=50, seed=3)))
+    np.testing.assert_array_equal(weights, again)

@@ -10,7 +10,7 @@ from leukoscope.classifiers.choices import ClassifierName
 from leukoscope.classifiers.errors import EvaluationError
 from leukoscope.classifiers.featuresets import hybrid_set, single_set
 from leukoscope.classifiers.metrics import binary_metrics
-from leukoscope.classifiers.models import PARAM_GRIDS, build_pipeline, fit_predict, predict_labels
+from leukoscope.classifiers.models import PARAM_GRIDS, PlattSVC, build_pipeline, fit_predict, predict_labels
 
 
 def blobs(n=80, p=6, shift=2.0, seed=0):
@@ -38,7 +38,8 @@ def test_preprocessing_is_fitted_on_the_training_part_only():
     train = x[:30]
     pipe = build_pipeline("logreg").fit(train, y[:30])
     np.testing.assert_allclose(pipe.named_steps["prepare"].statistics_, np.nanmedian(train, axis=0))
-    np.testing.assert_allclose(pipe.named_steps["scale"].mean_, np.nanmean(np.where(np.isnan(train), np.nanmedian(train, axis=0), train), axis=0))
+    imputed = np.where(np.isnan(train), np.nanmedian(train, axis=0), train)
+    np.testing.assert_allclose(pipe.named_steps["scale"].mean_, np.nanmean(imputed, axis=0))
 
 
 def test_pca_compresses_only_the_embedding_columns():
@@ -85,3 +86,26 @@ def test_feature_set_errors_name_the_file():
     twice = pd.DataFrame({"sample_id": ["a", "a"], "f": [1.0, 2.0]})
     with pytest.raises(EvaluationError, match="'handcrafted.csv' lists sample_id 'a' more than once"):
         single_set("handcrafted", twice, source="handcrafted.csv")
+
+
+def test_svm_calibration_folds_are_grouped_by_subject_when_subjects_are_known():
+    x, y = blobs(n=60)
+    groups = np.array([f"s{k % 12}" for k in range(60)], dtype=object)  # 6 subjects per class
+    svm = PlattSVC(random_state=0).fit(x, y, groups=groups)
+    assert svm.grouped_ and len(svm.calibrated_.cv) == 3
+    for train, test in svm.calibrated_.cv:
+        assert not set(groups[train]) & set(groups[test])
+    plain = PlattSVC(random_state=0).fit(x, y)
+    assert not plain.grouped_ and plain.calibrated_.cv == 3
+    proba = svm.predict_proba(x)[:, 1]
+    np.testing.assert_array_equal(svm.predict(x), predict_labels(proba))
+
+
+def test_fit_predict_passes_the_subjects_to_the_svm_calibration():
+    x, y = blobs(n=24)
+    # 2 subjects per class: the 2-fold inner CV leaves 1 subject per class to calibrate on
+    groups = np.where(y == 1, np.where(np.arange(24) < 12, "a1", "a2"), np.where(np.arange(24) < 12, "h1", "h2"))
+    with pytest.raises(EvaluationError, match="Platt calibration is grouped by subject.*1 subject"):
+        fit_predict("svm", x, y, x, groups=groups, inner_folds=2)
+    scores, _ = fit_predict("svm", x, y, x, inner_folds=2)  # without subjects: folds over rows
+    assert scores.shape == (24,)

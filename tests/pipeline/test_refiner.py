@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from leukoscope.pipeline import cli
+from leukoscope.pipeline.atomic import save_keras
 from leukoscope.pipeline.demo import generate_demo
 from leukoscope.pipeline.groundtruth import match_masks, read_expert_mask
-from leukoscope.pipeline.atomic import save_keras
 from leukoscope.pipeline.imageio import read_image
 from leukoscope.pipeline.refiner_data import RefinerTrainingError, find_pairs
 from leukoscope.pipeline.refiner_model import SHIPPED_MODEL, THRESHOLD_COLOURS, RefinerModelError, load_refiner, sidecar
@@ -142,7 +142,8 @@ def test_segment_with_a_refiner_writes_refined_masks_and_both_outlines(demo, tmp
                          str(tmp_path / f"{name}.keras")]) == 0
 
     def read(run, kind):
-        return {p.name: cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted((run / "segmentation" / kind).glob("*.png"))}
+        paths = sorted((run / "segmentation" / kind).glob("*.png"))
+        return {p.name: cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in paths}
 
     # nothing changed: same masks, and the threshold outlines are hidden under the refined ones
     for kind in ("masks", "overlays"):

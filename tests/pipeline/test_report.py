@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from leukoscope.classifiers.choices import Protocol
-from leukoscope.pipeline.stages.compare import summarise
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.report import confusion_grid, paper_table, results_table, write_report
+from leukoscope.pipeline.stages.compare import summarise
 
 
 def fake_predictions(feature_sets=("handcrafted", "cnn_resnet50", "head_resnet50"), models=("svm", "knn"), seed=0):
@@ -92,3 +92,12 @@ def test_many_rows_show_the_best_model_per_feature_set():
     image, caption = confusion_grid(results, predictions, max_panels=3)
     assert "best model" in caption
     assert image.shape[1] < confusion_grid(results, predictions)[0].shape[1]  # 3 panels in a row, not 5
+
+
+def test_the_report_says_when_the_cells_were_cut_out_of_fields():
+    from leukoscope.pipeline.report import fields_origin
+
+    assert fields_origin(Config()) == ""
+    text = fields_origin(Config().with_overrides({"data.dataset": "allidb1", "fields.red_cell_diameter": 60}))
+    assert "cut out of whole smear fields" in text and "red-cell diameter 60 pixels" in text
+    assert "subject is the field it came from" in text

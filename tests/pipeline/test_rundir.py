@@ -119,3 +119,16 @@ def test_clear_rejected_forgets_one_stage_only(tmp_path):
     assert run.read_rejected()[["path", "stage"]].values.tolist() == [["/d/b.bmp", "load"]]
     run.clear_rejected("features")  # nothing of that stage: the file is left as it is
     assert len(run.read_rejected()) == 1
+
+
+def test_write_image_takes_the_format_from_the_suffix(tmp_path):
+    from leukoscope.pipeline.atomic import write_image
+    from leukoscope.pipeline.imageio import read_image
+
+    image = np.random.default_rng(0).integers(0, 256, (20, 30, 3)).astype(np.uint8)
+    for name, magic in (("a.bmp", b"BM"), ("a.png", b"\x89PNG")):
+        digest = write_image(image, tmp_path / name)
+        assert (tmp_path / name).read_bytes().startswith(magic) and digest == sha256_file(tmp_path / name)
+        np.testing.assert_array_equal(read_image(tmp_path / name), image)  # lossless, RGB kept
+    with pytest.raises(ValueError, match="BMP output .* must be uint8"):
+        write_image(image.astype(np.float32), tmp_path / "b.bmp")

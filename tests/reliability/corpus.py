@@ -52,14 +52,15 @@ def _huge_png() -> bytes:
 
 
 #: kind -> (file suffix, writer(path, a good RGB image), expected words in the reason)
-BAD_KINDS: dict[str, tuple[str, Callable[[Path, np.ndarray], None], str]] = {
+BAD_KINDS: dict[str, tuple[str, Callable[[Path, np.ndarray], object], str]] = {
     "zero_byte": (".bmp", lambda p, g: p.write_bytes(b""), "empty"),
     "truncated_bmp": (".bmp", _truncated, "truncated"),
     "truncated_tiff": (".tif", _truncated, "TIFF"),
     "text_as_bmp": (".bmp", lambda p, g: p.write_text("this is not an image\n"), "not a readable image"),
     "png_named_bmp": (".bmp", lambda p, g: Image.fromarray(g).save(p, format="PNG"), "extension"),
     "grayscale": (".bmp", _gray, "grayscale"),
-    "rgba": (".png", lambda p, g: Image.fromarray(np.dstack([g, np.full(g.shape[:2], 90, np.uint8)]), "RGBA").save(p), "RGBA"),
+    "rgba": (".png", lambda p, g: Image.fromarray(np.dstack([g, np.full(g.shape[:2], 90, np.uint8)]), "RGBA").save(p),
+             "RGBA"),
     "sixteen_bit": (".tif", lambda p, g: tifffile.imwrite(p, g.astype(np.uint16) * 257), "uint16"),
     "one_pixel": (".bmp", lambda p, g: Image.fromarray(g[:1, :1]).save(p, format="BMP"), "1x1"),
     "huge": (".png", lambda p, g: p.write_bytes(_huge_png()), "10000x10000"),

@@ -11,11 +11,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from leukoscope.pipeline.atomic import TMP_MARK
 
 #: generate_demo arguments: 24 cells of 6 subjects (4 train, 2 preliminary-test subjects)
-DEMO = {"subjects": 6, "cells": 24, "seed": 0}
+DEMO: dict[str, Any] = {"subjects": 6, "cells": 24, "seed": 0}
 CONFIG = """\
 [data]
 path = "{data}"

@@ -107,7 +107,8 @@ def test_killed_in_every_step_then_resumed_gives_the_uninterrupted_files(demo_co
     assert _entries(run).items() >= finished.items(), "finished work was redone"
     info = RunDir(run).read_info()
     assert info["status"] == "ok"
-    assert (info["features"]["handcrafted"]["computed"], info["features"]["handcrafted"]["from_cache"]) == (0, DEMO["cells"])
+    handcrafted = info["features"]["handcrafted"]
+    assert (handcrafted["computed"], handcrafted["from_cache"]) == (0, DEMO["cells"])
     cnn = info["features"]["cnn_vgg16"]
     cached_before = sum(1 for p in finished if "cnn_vgg16-" in str(p))
     assert cnn["from_cache"] == cached_before >= 8 and cnn["computed"] == DEMO["cells"] - cached_before

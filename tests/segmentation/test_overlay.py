@@ -62,3 +62,42 @@ def test_montage_grid_and_captions():
     assert montage([], tile_size=8).shape == (8, 8, 3)
     with pytest.raises(ValueError, match="one per tile"):
         montage(tiles, captions=["x"])
+
+
+def test_a_field_overlay_draws_truth_boxes_detection_boxes_and_outlines():
+    from leukoscope.segmentation.fields import Detection
+    from leukoscope.segmentation.overlay import BOX_COLOUR, TRUTH_COLOUR, draw_field_overlay
+
+    field = np.full((40, 50, 3), 100, np.uint8)
+    labels = np.zeros((20, 20), np.uint8)
+    labels[2:18, 2:18] = 1
+    labels[6:14, 6:14] = 2
+    cell = Detection(box=(10, 5, 30, 25), labels=labels, touches_edge=False)
+    out = draw_field_overlay(field, [cell], truth=[(0, 0, 40, 30)])
+    assert contour_width(field.shape) == 1
+    assert tuple(out[0, 20]) == TRUTH_COLOUR and tuple(out[29, 39]) == TRUTH_COLOUR  # x1, y1 exclusive
+    assert tuple(out[5, 20]) == BOX_COLOUR and tuple(out[24, 29]) == BOX_COLOUR
+    assert tuple(out[7, 20]) == CELL_COLOUR  # box row 2: the cell's top edge
+    assert tuple(out[11, 20]) == NUCLEUS_COLOUR  # box row 6: the nucleus' top edge
+    assert tuple(out[15, 20]) == (100, 100, 100) and tuple(out[35, 45]) == (100, 100, 100)
+    assert np.array_equal(field, np.full((40, 50, 3), 100, np.uint8))  # input not modified
+
+
+def test_a_field_overlay_marks_points_and_captions_each_detection():
+    from leukoscope.segmentation.fields import Detection
+    from leukoscope.segmentation.overlay import TRUTH_COLOUR, draw_field_overlay
+
+    field = np.full((60, 80, 3), 100, np.uint8)
+    cell = Detection(box=(30, 30, 50, 50), labels=np.ones((20, 20), np.uint8), touches_edge=False)
+    out = draw_field_overlay(field, [cell], points=[(10.4, 20.0)], captions=["7"])
+    # a cross of 8 pixels' span through the rounded point (10, 20)
+    for row, col in ((20, 10), (20, 14), (16, 10)):
+        assert tuple(out[row, col]) == TRUTH_COLOUR
+    assert tuple(out[22, 12]) == (100, 100, 100)  # off both arms
+    caption = np.any(out != 100, axis=2)
+    caption[16:25, 6:15] = False  # the cross
+    caption[30:50, 30:50] = False  # the box and the cell
+    rows, cols = np.nonzero(caption)  # the "7" (anti-aliased), above the box, from its left side
+    assert len(rows) and rows.max() < 30 and cols.min() >= 30 and cols.max() < 45
+    with pytest.raises(ValueError, match="one per detection"):
+        draw_field_overlay(field, [cell], captions=["1", "2"])

@@ -140,8 +140,7 @@ STAGE = StageSpec(
     needs=lambda config: (Stage.SEGMENTATION,) if config.features.mask_background else (),
     active=lambda config: bool(config.features.backbones),
     done=_done,
-    check=lambda config, samples: check_backbones(config.features.backbones, weights=config.features.weights,
-                                                  size=config.features.input_size),
+    check=lambda config, samples: check_backbones(config.features.backbones, weights=config.features.weights),
 )
 
 __all__ = ["STAGE", "embedding_columns", "run_embeddings", "write_embeddings"]

@@ -36,7 +36,6 @@ import pandas as pd
 from leukoscope import __version__
 from leukoscope.features.choices import Family
 from leukoscope.features.registry import (
-    check_options,
     compute_features,
     data_dictionary,
     feature_names,
@@ -252,7 +251,5 @@ STAGE = StageSpec(
     needs=lambda config: (Stage.SEGMENTATION,),
     active=lambda config: bool(config.features.families),
     done=lambda config, layout: written([layout.handcrafted_table], config.features.format),
-    check=lambda config, samples: check_options(haralick_distance=config.features.haralick_distance,
-                                                haralick_levels=config.features.haralick_levels),
     consumer=MeasureCell,
 )

@@ -47,9 +47,10 @@ from leukoscope.classifiers.heads import (
     predict_scores,
     unfreeze_top,
 )
+from leukoscope.classifiers.metrics import predict_labels
 from leukoscope.classifiers.splits import encode_labels, iter_splits, resolve_protocol
 from leukoscope.pipeline.atomic import save_keras, write_csv, write_json, write_png
-from leukoscope.pipeline.config import Config, ConfigError, HeadsConfig
+from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.embedding_stream import (
     EmbeddingJob,
     NetworkCache,
@@ -77,24 +78,6 @@ class TrainingPart:
 
     fit: np.ndarray
     validation: np.ndarray
-
-
-def check_heads_config(heads: HeadsConfig) -> None:
-    """Refuse head settings that cannot work.
-
-    Raises
-    ------
-    ConfigError
-        A validation fraction outside (0, 1), or a second phase asked for without epochs.
-    """
-    if not 0.0 < heads.validation_fraction < 1.0:
-        raise ConfigError(f"heads.validation_fraction must be between 0 and 1 (exclusive), got "
-                         f"{heads.validation_fraction}; the paper's EarlyStopping needs a validation part")
-    if heads.unfreeze_top > 0 and heads.fine_tune_epochs == 0:
-        raise ConfigError(f"heads.unfreeze_top = {heads.unfreeze_top} asks for a second fine-tuning phase "
-                         "but heads.fine_tune_epochs is 0; set fine_tune_epochs (e.g. 5) or unfreeze_top = 0")
-    if not 0.0 <= heads.dropout < 1.0:
-        raise ConfigError(f"heads.dropout must be in [0, 1), got {heads.dropout}")
 
 
 def carve_validation(samples: pd.DataFrame, train: np.ndarray, *, fraction: float, seed: int) -> TrainingPart:
@@ -257,7 +240,7 @@ def train_backbone(config: Config, run: RunDir, samples: pd.DataFrame, backbone:
         rows.append(pd.DataFrame({
             "sample_id": samples["sample_id"].to_numpy()[test], "subject": samples["subject"].to_numpy()[test],
             "protocol": protocol.value, "fold": split.fold, "model": HEAD_MODEL, "feature_set": head_name(name),
-            "y_true": trainer.y[test], "y_score": score, "y_pred": (score > 0.5).astype(int),
+            "y_true": trainer.y[test], "y_score": score, "y_pred": predict_labels(score),
             WEIGHTS_COLUMN: job.weights.label,
         }))
     if len(splits) > 1:  # cross-validation: the saved model is trained on every labelled sample
@@ -309,7 +292,6 @@ def run_heads(config: Config, run: RunDir, samples: pd.DataFrame, consumers: tup
     WeightsUnavailableError
         ImageNet weights were asked for and cannot be had.
     """
-    check_heads_config(config.heads)
     if not config.heads.backbones:
         return
     set_keras_threads(config.features.threads)
@@ -344,8 +326,7 @@ def missing_heads(config: Config, layout: RunLayout) -> list[str]:
 
 
 def _check(config: Config, samples: pd.DataFrame) -> None:
-    check_heads_config(config.heads)
-    check_backbones(config.heads.backbones, weights=config.features.weights, size=config.heads.input_size)
+    check_backbones(config.heads.backbones, weights=config.features.weights)
     resolve_protocol(samples.assign(subject=samples["subject"].fillna("").astype(str)), config.compare.protocol)
 
 
@@ -358,5 +339,5 @@ STAGE = StageSpec(
     check=_check,
 )
 
-__all__ = ["STAGE", "TrainingPart", "carve_validation", "check_heads_config", "missing_heads", "run_heads",
+__all__ = ["STAGE", "TrainingPart", "carve_validation", "missing_heads", "run_heads",
            "train_backbone"]

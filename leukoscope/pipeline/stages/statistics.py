@@ -85,16 +85,13 @@ def run_statistics(config: Config, run: RunDir, samples: pd.DataFrame, consumers
     columns = pd.read_csv(run.columns_table, dtype=str, keep_default_na=False) if run.columns_table.exists() else None
     subjects = make_subject_table(cells, features, qc=qc)
     _write(subjects, run.subjects_table, formats, subject_dictionary(features, qc=qc, columns=columns))
-    per_class = subjects.groupby(LABEL)["n_cells"].agg(["size", "sum"])
-    counts = {"features": len(features), "subjects_all": 0, "subjects_hem": 0, "cells_all": 0, "cells_hem": 0}
-    for label, name in ((POSITIVE, "all"), (NEGATIVE, "hem")):
-        if label in per_class.index:
-            counts[f"subjects_{name}"], counts[f"cells_{name}"] = (int(v) for v in per_class.loc[label])
-    record = {"settings": settings(config, run), "univariate": False, "skipped": "", "counts": counts, "figures": {}}
+    counts = _class_counts(subjects, len(features))
+    captions: dict[str, str] = {}
+    skipped = ""
     if not (counts["subjects_all"] and counts["subjects_hem"]):
-        record["skipped"] = (f"the cells need both labels {POSITIVE} and {NEGATIVE} (this run has "
-                             f"{counts['subjects_all']} {POSITIVE} and {counts['subjects_hem']} {NEGATIVE} subjects)")
-        log.warning("statistics: no univariate table: %s", record["skipped"])
+        skipped = (f"the cells need both labels {POSITIVE} and {NEGATIVE} (this run has {counts['subjects_all']} "
+                   f"{POSITIVE} and {counts['subjects_hem']} {NEGATIVE} subjects)")
+        log.warning("statistics: no univariate table: %s", skipped)
     else:
         log.info("statistics: %d features of %d ALL and %d HEM subjects, %d bootstrap replicates (the bootstrap's "
                  "time grows with subjects x replicates: lower features.statistics_bootstrap for thousands of "
@@ -105,15 +102,25 @@ def run_statistics(config: Config, run: RunDir, samples: pd.DataFrame, consumers
         made = {"effect_sizes": effect_size_figure(univariate, top=TOP_EFFECTS), "volcano": volcano_figure(univariate),
                 "subject_boxplots": subject_boxplots(subjects, univariate)}
         for name in FIGURES:
-            image, record["figures"][name] = made[name]
+            image, captions[name] = made[name]
             write_png(image, run.statistics_figure(name))
-        record["univariate"] = True
+    record = {"settings": settings(config, run), "univariate": not skipped, "skipped": skipped, "counts": counts,
+              "figures": captions}
     write_json(record, run.statistics_record)
-    run.update_info(statistics={key: record[key] for key in ("univariate", "skipped", "counts")}
-                    | {"qc": qc.value, "bootstrap": n_boot})
+    run.update_info(statistics={"univariate": not skipped, "skipped": skipped, "counts": counts, "qc": qc.value,
+                                "bootstrap": n_boot})
     log.info("statistics: %d subjects x %d features in %s (qc rule '%s')%s", len(subjects), len(features),
-             run.subjects_table.parent, qc.value, "" if record["univariate"] else "; no univariate table")
+             run.subjects_table.parent, qc.value, "; no univariate table" if skipped else "")
 
+
+def _class_counts(subjects: pd.DataFrame, n_features: int) -> dict[str, int]:
+    """Features, and subjects and cells (after the qc rule) of each class, for the record and the report."""
+    per_class = subjects.groupby(LABEL)["n_cells"].agg(["size", "sum"])
+    counts = {"features": n_features}
+    for label, name in ((POSITIVE, "all"), (NEGATIVE, "hem")):
+        size, cells = per_class.loc[label] if label in per_class.index else (0, 0)
+        counts[f"subjects_{name}"], counts[f"cells_{name}"] = int(size), int(cells)
+    return counts
 
 STAGE = StageSpec(
     name=Stage.STATISTICS,

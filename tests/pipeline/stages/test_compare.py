@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
-import types
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,13 +12,11 @@ from leukoscope.classifiers.errors import EvaluationError
 from leukoscope.classifiers.metrics import METRICS
 from leukoscope.features.univariate import CELL_LEVEL_NOTE
 from leukoscope.pipeline import graph
-from leukoscope.pipeline.graph import run_stages
-from leukoscope.pipeline.stages.compare import PREDICTION_COLUMNS, RESULT_COLUMNS, run_compare
 from leukoscope.pipeline.config import Config, load_config
 from leukoscope.pipeline.datasets import load_dataset
+from leukoscope.pipeline.graph import run_stages
 from leukoscope.pipeline.rundir import RunDir
-
-REPO = Path(__file__).resolve().parents[3]
+from leukoscope.pipeline.stages.compare import PREDICTION_COLUMNS, RESULT_COLUMNS, run_compare
 
 FAST = {"compare.models": "knn", "compare.bootstrap": 200, "compare.folds": 3, "compare.inner_folds": 2,
         "run.quiet": True}
@@ -133,7 +128,7 @@ def test_official_protocol_and_head_predictions_are_merged(tmp_path):
     heads[[*PREDICTION_COLUMNS, "weights"]].to_csv(run.path / "heads" / "predictions.csv", index=False)
     cfg = config(run, **{"compare.protocol": "auto", "compare.feature_sets": "handcrafted,head",
                          "heads.backbones": "vgg16"})
-    run_compare(cfg, run, samples)
+    run_stages("compare", cfg, run, samples)
     results = pd.read_csv(run.path / "compare" / "results.csv").set_index("feature_set")
     assert set(results["protocol"]) == {"official"}
     head = results.loc["head_vgg16"]
@@ -176,7 +171,7 @@ def test_allidb2_best_handcrafted_model_reaches_the_floor(shared_data, tmp_path)
     the report's feature statistics are cell-level (ALL-IDB2 names no patients) and say so."""
     samples = load_dataset(shared_data / "all-idb2", "allidb2").samples.assign(sha256="")
     run = RunDir(tmp_path / "run")
-    cfg = load_config(REPO / "configs" / "allidb2.toml").with_overrides({
+    cfg = load_config("allidb2").with_overrides({
         "data.path": str(shared_data / "all-idb2"), "data.masks": "", "run.out": str(run.path),
         "run.quiet": True, "features.backbones": "none", "compare.models": "svm",
         "compare.feature_sets": "handcrafted", "compare.bootstrap": 200,

@@ -11,10 +11,11 @@ import pytest
 from leukoscope.pipeline import embedding_stream
 from leukoscope.pipeline.atomic import write_png
 from leukoscope.pipeline.config import Config
-from leukoscope.pipeline.stages.embeddings import STAGE, run_embeddings
-from leukoscope.pipeline.tables import read_dictionary, read_features
 from leukoscope.pipeline.layout import sha256_file
 from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.stages.embeddings import STAGE, run_embeddings
+from leukoscope.pipeline.tables import read_dictionary, read_features
+
 from ..cell_table import cell_image, write_cells
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

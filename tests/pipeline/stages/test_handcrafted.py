@@ -1,4 +1,5 @@
-"""The handcrafted stage (through the features command's stages) on hand-made masks: CSV contract, cache, resume, backends, bad input."""
+"""The handcrafted stage (through the features command's stages) on hand-made masks: CSV contract, cache,
+resume, backends, bad input."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import pandas as pd
 import pytest
 
 from leukoscope.features.registry import compute_features, data_dictionary, feature_names
+from leukoscope.pipeline import graph
 from leukoscope.pipeline.atomic import write_png
 from leukoscope.pipeline.config import Config
-from leukoscope.pipeline import graph
 from leukoscope.pipeline.graph import run_stages
 from leukoscope.pipeline.imageio import MaskReadError, read_image, read_label_mask
 from leukoscope.pipeline.rundir import RunDir
@@ -189,7 +190,8 @@ def test_segments_first_when_the_run_has_no_segmentation(tmp_path, monkeypatch):
         calls.append((len(given), [type(c).__name__ for c in consumers]))
         given_run.segmentation_table.write_text("sample_id,qc_flag\n")
 
-    monkeypatch.setitem(graph.STAGES, "segmentation", dataclasses.replace(graph.STAGES["segmentation"], run=fake_segment))
+    fake = dataclasses.replace(graph.STAGES["segmentation"], run=fake_segment)
+    monkeypatch.setitem(graph.STAGES, "segmentation", fake)
     run_stages("features", _config(run), run, samples)
     run_stages("features", _config(run), run, samples)
     # the second run finds segmentation.csv; the first handed the handcrafted per-cell work to the segmentation

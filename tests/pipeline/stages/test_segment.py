@@ -48,7 +48,8 @@ def dataset(tmp_path_factory):
     cv2.imwrite(str(images / "black.bmp"), np.zeros((64, 64, 3), np.uint8))
     (images / "broken.bmp").write_bytes(b"BM not really")
     rows.append({"sample_id": "black", "path": str(images / "black.bmp"), "label": "HEM", "subject": "s1", "split": ""})
-    rows.append({"sample_id": "broken", "path": str(images / "broken.bmp"), "label": "ALL", "subject": "s0", "split": ""})
+    rows.append({"sample_id": "broken", "path": str(images / "broken.bmp"), "label": "ALL", "subject": "s0",
+                 "split": ""})
     samples = pd.DataFrame(rows).assign(sha256="")
     return samples, masks
 
