@@ -205,7 +205,7 @@ class RunLayout:
 
     @property
     def statistics_record(self) -> Path:
-        """What the statistics stage was run with and wrote (settings, files, figure captions)."""
+        """What the statistics stage was run with and wrote (settings, counts, figure captions)."""
         return self.folder(Stage.STATISTICS) / "statistics.json"
 
     def statistics_figure(self, name: str) -> Path:
