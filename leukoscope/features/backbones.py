@@ -124,8 +124,30 @@ class BackboneSpec:
         size = self.check_input_size(input_size)
         constructor = getattr(keras.applications, self.constructor)
         model = constructor(include_top=False, weights=None, input_shape=(size, size, 3))
-        if weights_path is None:
-            return model
+        if weights_path is not None:
+            self.load_weights(model, weights_path)
+        return model
+
+    def load_weights(self, model: keras.Model, weights_path: str) -> None:
+        """Load a no-top weights file into a network :meth:`build` made, in place.
+
+        Parameters
+        ----------
+        model : keras.Model
+            This backbone, built by :meth:`build` (any input size).
+        weights_path : str
+            The official no-top file (legacy ``.h5``) or one saved by ``model.save_weights``
+            (``.weights.h5``). For EfficientNetB0 the ImageNet standard-deviation correction
+            (:attr:`imagenet_stddev`) is applied after loading, as Keras does for its own
+            ImageNet weights.
+
+        Raises
+        ------
+        ValueError
+            The weights file does not hold this network's no-top weights.
+        """
+        import keras
+
         try:
             model.load_weights(weights_path)
         except (ValueError, KeyError, OSError) as exc:
@@ -139,7 +161,6 @@ class BackboneSpec:
                 keras.ops.convert_to_numpy(norm.adapt_variance) * np.asarray(self.imagenet_stddev)
             )
             norm.finalize_state()
-        return model
 
     def preprocess(self, batch: np.ndarray) -> np.ndarray:
         """Apply the network's own ``keras.applications.<module>.preprocess_input``.

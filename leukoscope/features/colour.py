@@ -86,8 +86,9 @@ def colour_features(image: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     ----------
     image : (H, W, 3) uint8 ndarray
         RGB cell image, read through its 8-bit HSV and L*a*b* codes.
-    labels : (H, W) uint8 ndarray
-        Label mask: background 0 is left out, cytoplasm 1, nucleus 2.
+    labels : (H, W) integer or bool ndarray
+        Label mask: background 0 is left out, cytoplasm 1, nucleus 2 (any form
+        :func:`~leukoscope.segmentation.labels.as_label_mask` reads).
 
     Returns
     -------

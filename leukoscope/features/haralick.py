@@ -230,9 +230,10 @@ def haralick_features(
     ----------
     image : (H, W, 3) uint8 ndarray
         RGB cell image; its BT.601 grey level is quantised.
-    labels : (H, W) uint8 ndarray
-        Region of every pixel; pairs that leave a region (e.g. into the 0 background) are
-        not counted.
+    labels : (H, W) integer or bool ndarray
+        Region of every pixel (0 background, 1 cytoplasm, 2 nucleus; any form
+        :func:`~leukoscope.segmentation.labels.as_label_mask` reads); pairs that leave a
+        region (e.g. into the 0 background) are not counted.
     distance : int
         Pixel distance of the co-occurring pairs (>= 1).
     levels : int

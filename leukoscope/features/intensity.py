@@ -144,8 +144,9 @@ def intensity_features(image: np.ndarray, labels: np.ndarray) -> dict[str, float
     ----------
     image : (H, W, 3) uint8 ndarray
         RGB cell image; grey, R, G, B and L*a*b* are measured.
-    labels : (H, W) uint8 ndarray
-        Which pixels make up each region (1 cytoplasm, 2 nucleus; 0 is left out).
+    labels : (H, W) integer or bool ndarray
+        Which pixels make up each region (1 cytoplasm, 2 nucleus; 0 is left out; any form
+        :func:`~leukoscope.segmentation.labels.as_label_mask` reads).
 
     Returns
     -------

@@ -196,8 +196,9 @@ def morphology_features(image: np.ndarray, labels: np.ndarray) -> dict[str, floa
     ----------
     image : (H, W, 3) uint8 ndarray
         RGB cell image (only its size is used).
-    labels : (H, W) uint8 ndarray
-        0 background, 1 cytoplasm, 2 nucleus.
+    labels : (H, W) integer or bool ndarray
+        0 background, 1 cytoplasm, 2 nucleus (any form
+        :func:`~leukoscope.segmentation.labels.as_label_mask` reads).
 
     Returns
     -------

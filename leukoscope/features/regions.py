@@ -2,8 +2,9 @@
 
 A label image holds 0 (background), 1 (cytoplasm) and 2 (nucleus). Every family measures
 the nucleus, the cytoplasm and the whole cell (cytoplasm or nucleus) where that makes sense,
-and every family calls :func:`check_inputs` first, so a wrong array fails the same way
-everywhere.
+and every family calls :func:`check_inputs` first, so any integer or boolean label mask is
+read the same way (:func:`~leukoscope.segmentation.labels.as_label_mask`) and a wrong array
+fails the same way everywhere.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import cv2
 import numpy as np
 
 from leukoscope.segmentation.channels import check_rgb
-
-BACKGROUND, CYTOPLASM, NUCLEUS = 0, 1, 2
+from leukoscope.segmentation.labels import BACKGROUND, CYTOPLASM, NUCLEUS, as_label_mask
 
 
 class Region(str, Enum):
@@ -44,30 +44,29 @@ class RegionStatus(str, Enum):
     FLAT = "flat"
 
 
-def check_inputs(image: np.ndarray, labels: np.ndarray) -> None:
-    """Raise ``ValueError`` unless ``image`` and ``labels`` form a valid cell.
+def check_inputs(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Raise ``ValueError`` unless ``image`` and ``labels`` form a valid cell; return the labels as uint8.
 
     Parameters
     ----------
     image : (H, W, 3) uint8 ndarray
         The image to check.
-    labels : (H, W) uint8 ndarray
-        The mask to check: the image's height and width, values 0, 1 and 2 only.
+    labels : (H, W) integer or bool ndarray
+        The mask to check: the image's height and width, values 0, 1 and 2 only, in any form
+        :func:`~leukoscope.segmentation.labels.as_label_mask` reads.
+
+    Returns
+    -------
+    (H, W) uint8 ndarray
+        ``labels`` as :func:`~leukoscope.segmentation.labels.as_label_mask` returns them (a
+        uint8 array unchanged).
     """
     check_rgb(image)
-    if not isinstance(labels, np.ndarray) or labels.dtype != np.uint8 or labels.ndim != 2:
-        raise ValueError(
-            f"labels must be an (H, W) uint8 array of 0/1/2, got {getattr(labels, 'shape', type(labels))} "
-            f"{getattr(labels, 'dtype', '')}"
-        )
+    labels = as_label_mask(labels)
     if labels.shape != image.shape[:2]:
         raise ValueError(f"labels are {labels.shape[0]}x{labels.shape[1]} but the image is "
                          f"{image.shape[0]}x{image.shape[1]}; they must have the same size")
-    if labels.size and labels.max() > NUCLEUS:
-        bad = sorted(int(v) for v in np.unique(labels[labels > NUCLEUS]))
-        raise ValueError(
-            f"labels hold values {bad[:5]}; only 0 (background), 1 (cytoplasm) and 2 (nucleus) are allowed"
-        )
+    return labels
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -142,13 +141,13 @@ class CellImage:
     ----------
     image : (H, W, 3) uint8 ndarray
         RGB cell image.
-    labels : (H, W) uint8 ndarray
-        0 background, 1 cytoplasm, 2 nucleus.
+    labels : (H, W) integer or bool ndarray
+        0 background, 1 cytoplasm, 2 nucleus (see
+        :func:`~leukoscope.segmentation.labels.as_label_mask`); kept as uint8.
     """
 
     def __init__(self, image: np.ndarray, labels: np.ndarray) -> None:
-        check_inputs(image, labels)
-        self.image, self.labels = image, labels
+        self.image, self.labels = image, check_inputs(image, labels)
         self._histograms: dict[str, np.ndarray] = {}
 
     @cached_property

@@ -16,7 +16,10 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from leukoscope.features import colour, haralick, intensity, morphology
+import leukoscope.features.colour as colour  # the modules, not the package (whose __init__ imports this one)
+import leukoscope.features.haralick as haralick
+import leukoscope.features.intensity as intensity
+import leukoscope.features.morphology as morphology
 from leukoscope.features.choices import Family
 from leukoscope.features.columns import Column
 from leukoscope.features.regions import CellImage, Region, RegionStatus, check_inputs, crop_to_cell, region_statuses
@@ -130,8 +133,10 @@ def compute_features(
     ----------
     image : (H, W, 3) uint8 ndarray
         RGB cell image of any size (both arrays are cropped to the cell first).
-    labels : (H, W) uint8 ndarray
-        Its segmentation: 0 background, 1 cytoplasm, 2 nucleus.
+    labels : (H, W) integer or bool ndarray
+        Its segmentation: 0 background, 1 cytoplasm, 2 nucleus, in any integer dtype, or a
+        boolean cell mask; for separate cell and nucleus masks pass
+        ``as_label_mask(cell=..., nucleus=...)`` (:func:`~leukoscope.segmentation.labels.as_label_mask`).
     families : iterable of Family
         Families to compute (default all), output in canonical order.
     haralick_distance : int
@@ -147,9 +152,10 @@ def compute_features(
     Raises
     ------
     ValueError
-        Wrong array shapes or types, label values other than 0/1/2, or options out of range.
+        Wrong array shapes or types (a float mask, an image other than uint8 RGB), label
+        values other than 0/1/2, or options out of range.
     """
-    check_inputs(image, labels)
+    labels = check_inputs(image, labels)
     check_options(haralick_distance=haralick_distance, haralick_levels=haralick_levels)
     cell = CellImage(*crop_to_cell(image, labels))
     statuses = region_statuses(cell)

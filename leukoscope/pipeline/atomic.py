@@ -1,8 +1,10 @@
 """Write files so that a reader never sees half of one: temporary name, then rename.
 
 A process killed outright (SIGKILL, power loss) can leave a temporary file
-(``.<name>.tmp-<pid>``) but never a half-written target; :func:`remove_leftovers` deletes
-such files when the next run starts.
+(``.<name>.leukoscope.tmp-<pid>``) but never a half-written target; :func:`remove_leftovers`
+deletes such files when the next run starts. The ``.leukoscope.tmp-`` mark is leukoscope's own,
+so a user's file is never taken for a leftover, and a temporary name longer than a file system
+allows (255 bytes) is shortened with a hash of the target's name.
 """
 
 from __future__ import annotations
@@ -18,7 +20,37 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-TMP_MARK = ".tmp-"
+#: what marks a temporary file as leukoscope's (followed by the writing process's id)
+TMP_MARK = ".leukoscope.tmp-"
+#: longest file name (bytes) of the common file systems (ext4, XFS, APFS, NTFS in UTF-16 units)
+NAME_MAX = 255
+
+
+def temporary_name(target: Path, pid: int | None = None) -> Path:
+    """The temporary file beside ``target`` that :func:`atomic_path` writes first.
+
+    ``.<name>.leukoscope.tmp-<pid>``, or ``.<sha256 of name, 32 hex>.leukoscope.tmp-<pid>`` when
+    that would be longer than :data:`NAME_MAX` bytes.
+    """
+    suffix = f"{TMP_MARK}{os.getpid() if pid is None else pid}"
+    name = f".{target.name}{suffix}"
+    if len(os.fsencode(name)) > NAME_MAX:
+        name = f".{hashlib.sha256(os.fsencode(target.name)).hexdigest()[:32]}{suffix}"
+    return target.with_name(name)
+
+
+def _writer_alive(leftover: Path) -> bool:
+    """Whether the process named in a temporary file's name still runs (then it is not a leftover)."""
+    pid = leftover.name.rpartition(TMP_MARK)[2]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process of that id
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -29,7 +61,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}{TMP_MARK}{os.getpid()}")
+    tmp = temporary_name(target)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -41,8 +73,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 def remove_leftovers(folder: str | Path) -> int:
     """Delete the temporary files a killed run left anywhere below ``folder``.
 
-    A run directory serves one run at a time, so every temporary file found when a run
-    starts belongs to a run that died before renaming it.
+    A run directory serves one command at a time (:mod:`leukoscope.pipeline.runlock`), so a
+    temporary file found when a command starts belongs to a process that died before renaming
+    it. Only leukoscope's own temporary names are touched (:data:`TMP_MARK`), and a file whose
+    writer still runs is kept.
 
     Returns
     -------
@@ -51,7 +85,7 @@ def remove_leftovers(folder: str | Path) -> int:
     """
     removed = 0
     for leftover in Path(folder).rglob(f".*{TMP_MARK}*"):
-        if leftover.is_file():
+        if leftover.is_file() and not leftover.is_symlink() and not _writer_alive(leftover):
             leftover.unlink(missing_ok=True)
             removed += 1
     return removed

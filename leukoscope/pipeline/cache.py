@@ -18,10 +18,23 @@ from typing import Any
 import numpy as np
 
 from leukoscope.pipeline.atomic import atomic_path, write_json
+from leukoscope.pipeline.rundir import RunDirError
 
 _HEX = re.compile(r"[0-9a-f]+")
 #: time stamp of every member of an entry (``np.savez`` would write the current time)
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def _check_header(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
+    """Raise ValueError unless ``member`` is an ``.npy`` array whose header fits its size."""
+    with archive.open(member) as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _fortran, dtype = read_header(fh)
+    if dtype.hasobject:
+        raise ValueError(f"{member.filename} holds Python objects")
+    if int(np.prod(shape, dtype=object)) * dtype.itemsize > member.file_size:
+        raise ValueError(f"{member.filename} promises {shape} {dtype} in {member.file_size} bytes")
 
 
 def settings_key(settings: dict[str, Any]) -> str:
@@ -61,14 +74,31 @@ class ResultCache:
         return self._path(key).exists()
 
     def load(self, key: str) -> dict[str, np.ndarray] | None:
-        """The arrays stored under ``key``, or ``None`` when there is no whole entry."""
+        """The arrays stored under ``key``, or ``None`` when there is no whole entry.
+
+        A damaged entry (not a zip of ``.npy`` arrays, or an array header promising more bytes
+        than the entry holds) is deleted and recomputed, never trusted: nothing is allocated
+        from what a header claims before it is checked against the file.
+
+        Raises
+        ------
+        RunDirError
+            Something that is not a file stands where the entry should be (e.g. a folder):
+            leukoscope did not make it and does not delete it.
+        """
         path = self._path(key)
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             return None
+        if not path.is_file() or path.is_symlink():
+            raise RunDirError(f"'{path}' is not a cache entry file leukoscope wrote (a folder or a link); "
+                              "remove it, and leukoscope computes the entry again")
         try:
+            with zipfile.ZipFile(path) as archive:
+                for member in archive.infolist():
+                    _check_header(archive, member)
             with np.load(path, allow_pickle=False) as data:
                 return {name: data[name] for name in data.files}
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, MemoryError):
             path.unlink(missing_ok=True)  # a damaged entry is recomputed, never trusted
             return None
 

@@ -13,7 +13,7 @@ import argparse
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -21,17 +21,21 @@ import pandas as pd
 from leukoscope import __version__
 from leukoscope.classifiers.errors import EvaluationError
 from leukoscope.pipeline.atomic import remove_leftovers
-from leukoscope.pipeline.choices import FIELD_KINDS
+from leukoscope.pipeline.choices import FIELD_KINDS, Backend
+from leukoscope.pipeline.claim import claim_run, environment_error
 from leukoscope.pipeline.config import Config, ConfigError, config_names, config_text, load_config
-from leukoscope.pipeline.datasets import DatasetError, load_dataset, missing_file_reason
+from leukoscope.pipeline.console import new_command
+from leukoscope.pipeline.dask_cluster import DaskSchedulerError, check_cluster
+from leukoscope.pipeline.datasets import DatasetError, load_dataset
 from leukoscope.pipeline.fields_run import cut_out_fields, load_fields, resolve_field_dataset
 from leukoscope.pipeline.graph import COMMANDS, run_targets
 from leukoscope.pipeline.groundtruth import ExpertMaskError
-from leukoscope.pipeline.layout import Stage, sha256_file
-from leukoscope.pipeline.parallel import parallel_map
+from leukoscope.pipeline.inputs import hash_input, warn_about_copies
+from leukoscope.pipeline.layout import Stage
+from leukoscope.pipeline.parallel import capped_jobs, parallel_map
 from leukoscope.pipeline.refiner_data import RefinerTrainingError
 from leukoscope.pipeline.refiner_model import RefinerModelError
-from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.rundir import RunDir, RunDirError
 from leukoscope.pipeline.train_refiner import add_parser as add_train_refiner_parser
 from leukoscope.pipeline.train_refiner import run_from_args as train_refiner_from_args
 from leukoscope.pipeline.weights import WeightsUnavailableError
@@ -40,8 +44,8 @@ log = logging.getLogger("leukoscope")
 
 #: errors a user can fix (config, dataset, inputs, settings the data cannot satisfy): one line, exit 2;
 #: anything else is a bug and keeps its traceback
-USER_ERRORS = (ConfigError, DatasetError, EvaluationError, ExpertMaskError, RefinerModelError,
-               RefinerTrainingError, WeightsUnavailableError)
+USER_ERRORS = (ConfigError, DaskSchedulerError, DatasetError, EvaluationError, ExpertMaskError, RefinerModelError,
+               RefinerTrainingError, RunDirError, WeightsUnavailableError)
 #: command-line flag (argparse dest) -> config key it overrides
 OVERRIDES = {
     "data": "data.path",
@@ -76,11 +80,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="layout of --data: auto, cnmc, allidb2, folder, manifest; whole "
                                           "fields: allidb1, voc, fields")
     parser.add_argument("--out", help="run directory (default from the config: runs/demo)")
-    parser.add_argument("--jobs", type=int, help="parallel workers")
+    parser.add_argument("--jobs", type=int, help="parallel workers (at most the cores available; -1: all cores)")
     parser.add_argument("--backend", help="joblib backend: loky, threading, dask")
-    parser.add_argument("--scheduler", help="address of a Dask scheduler (with --backend dask)")
+    parser.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://host:8786 (implies --backend dask)")
     parser.add_argument("--seed", type=int, help="random seed")
-    parser.add_argument("--quiet", action="store_true", default=None, help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", default=None, help="warnings and errors only: no progress, no notes")
+    parser.add_argument("--force", action="store_true",
+                        help="reuse a run directory made from another dataset: delete its earlier results (caches are kept)")
     parser.add_argument("--masks", help="folder of expert masks to score the segmentation against")
     parser.add_argument("--refiner", help="mask refiner: none, unet")
     parser.add_argument("--refiner-model", dest="refiner_model", help="refiner .keras model file")
@@ -136,35 +142,49 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_config(args: argparse.Namespace) -> Config:
     """The config file's values with the command-line flags on top."""
-    return load_config(args.config, {key: getattr(args, dest, None) for dest, key in OVERRIDES.items()})
+    overrides = {key: getattr(args, dest, None) for dest, key in OVERRIDES.items()}
+    if getattr(args, "scheduler", None) and getattr(args, "backend", None) is None:
+        overrides["run.backend"] = Backend.DASK.value  # --scheduler implies --backend dask
+    config = load_config(args.config, overrides)
+    return config.with_overrides({"run.jobs": capped_jobs(config.run.jobs)})
 
 
-def _hash(path: str) -> tuple[str, str]:
-    """SHA-256 of a file, or ``""`` and why it cannot be read."""
-    try:
-        return sha256_file(path), ""
-    except OSError as exc:
-        if not Path(path).exists():  # gone since loading, or a link that loops or leads nowhere
-            return "", missing_file_reason(Path(path))
-        return "", f"file cannot be read ({exc.strerror or exc}); check that you may read it"
+def prepare_run(config: Config, run: RunDir) -> pd.DataFrame:
+    """Load the dataset (cutting whole fields into cells first), write manifest.csv and rejected.csv,
+    record it in run.json; return the samples.
+
+    Every listed file is hashed (only regular files of a plausible size are read); files that
+    cannot be go to rejected.csv, and images listed twice are pointed out (:func:`warn_about_copies`).
+    """
+    data = Path(config.data.path)
+    if config.data.dataset in FIELD_KINDS:  # whole smear fields: the samples are the cells cut out of them
+        loaded = cut_out_fields(config, run, load_fields(config))
+    else:
+        loaded = load_dataset(data, config.data.dataset)
+    samples = loaded.samples
+    hashes = list(parallel_map(hash_input, list(samples["path"]), jobs=config.run.jobs,
+                               backend="threading", desc="hashing", quiet=config.run.quiet))
+    rejected = list(loaded.rejected) + [
+        {"path": p, "stage": Stage.LOAD.value, "reason": reason} for p, (_, reason) in zip(samples["path"], hashes) if reason
+    ]
+    samples = samples.assign(sha256=[digest for digest, _ in hashes])[[not reason for _, reason in hashes]]
+    samples = samples.reset_index(drop=True)
+    copies = warn_about_copies(samples)
+    run.write_manifest(samples)
+    run.ensure_rejected()
+    run.clear_rejected(Stage.LOAD.value)  # the dataset was scanned anew
+    if rejected:
+        run.reject(rejected)
+        log.warning("%d files could not be matched or read; see %s", len(rejected), run.rejected_path)
+    run.update_info(dataset={"path": str(data.resolve()), "kind": loaded.kind.value,
+                             "samples": len(samples), "rejected_at_load": len(rejected), **copies})
+    log.info("%s: %d samples (%s) from %s", loaded.kind.value, len(samples),
+             ", ".join(f"{k or 'unlabelled'} {v}" for k, v in samples["label"].value_counts().items()), data)
+    return samples
 
 
-@contextlib.contextmanager
-def _recording(run: RunDir) -> Iterator[None]:
-    """Record in run.json that the work inside failed (with the error) or was interrupted."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        run.finish("interrupted")
-        raise
-    except BaseException as exc:
-        run.finish("failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-
-
-def prepare_run(config: Config, command: str) -> tuple[RunDir, pd.DataFrame]:
-    """Load the dataset (cutting whole fields into cells first), write manifest.csv, rejected.csv
-    and run.json; return the samples."""
+def _demo_data(config: Config) -> Path:
+    """The data path, with the demo set written there first when the config asks for it."""
     data = Path(config.data.path)
     if config.data.demo and not data.exists():
         from leukoscope.pipeline.demo import generate_demo
@@ -173,48 +193,51 @@ def prepare_run(config: Config, command: str) -> tuple[RunDir, pd.DataFrame]:
                  config.data.demo_cells, config.data.demo_subjects, data)
         generate_demo(data, subjects=config.data.demo_subjects, cells=config.data.demo_cells,
                       seed=config.data.demo_seed, jobs=config.run.jobs, quiet=config.run.quiet)
-    fields = load_fields(config) if config.data.dataset in FIELD_KINDS else None
-    if fields is None:
-        loaded = load_dataset(data, config.data.dataset)
-    run = RunDir(config.run.out)
-    if leftovers := remove_leftovers(run.path):
-        log.info("removed %d temporary files of an interrupted run in %s", leftovers, run.path)
-    run.start(command, config.to_dict())
-    if fields is not None:
-        with _recording(run):
-            loaded = cut_out_fields(config, run, fields)
-    samples = loaded.samples
-    hashes = list(parallel_map(_hash, list(samples["path"]), jobs=config.run.jobs,
-                               backend="threading", desc="hashing", quiet=config.run.quiet))
-    unreadable = [bool(reason) for _, reason in hashes]
-    rejected = list(loaded.rejected) + [
-        {"path": p, "stage": Stage.LOAD.value, "reason": reason} for p, (_, reason) in zip(samples["path"], hashes) if reason
-    ]
-    samples = samples.assign(sha256=[digest for digest, _ in hashes])[[not u for u in unreadable]]
-    samples = samples.reset_index(drop=True)
-    run.write_manifest(samples)
-    run.ensure_rejected()
-    run.clear_rejected(Stage.LOAD.value)  # the dataset was scanned anew
-    if rejected:
-        run.reject(rejected)
-        log.warning("%d files could not be matched or read; see %s", len(rejected), run.rejected_path)
-    run.update_info(dataset={"path": str(data.resolve()), "kind": loaded.kind.value,
-                             "samples": len(samples), "rejected_at_load": len(rejected)})
-    log.info("%s: %d samples (%s) from %s", loaded.kind.value, len(samples),
-             ", ".join(f"{k or 'unlabelled'} {v}" for k, v in samples["label"].value_counts().items()), data)
-    return run, samples
+    return data
 
 
-def run_command(command: str, config: Config) -> RunDir:
-    """Run a subcommand's stages (and those they need that the run directory lacks) on the
-    configured dataset; run.json records the outcome (ok, interrupted, or failed with the error)."""
+def _record_end(run: RunDir, status: str, error: str = "") -> None:
+    """run.json's status, when run.json can still be written (not on a full or read-only disk)."""
+    with contextlib.suppress(OSError):
+        run.finish(status, error=error)
+
+
+def run_command(command: str, config: Config, *, force: bool = False) -> RunDir:
+    """Run a subcommand's stages (and the stages they need whose outputs are missing or stale) on
+    the configured dataset, holding the run directory (:func:`~leukoscope.pipeline.claim.claim_run`);
+    run.json records the outcome (ok, interrupted, or failed with the error).
+
+    Raises
+    ------
+    RunDirError
+        The run directory cannot be used (see :mod:`leukoscope.pipeline.claim`), or writing failed
+        for a reason outside leukoscope (read-only, disk full): one line naming the path and the fix.
+    """
+    new_command()
     config = resolve_field_dataset(config, command)
-    run, samples = prepare_run(config, command)
-    with _recording(run):
-        ran = run_targets(COMMANDS[command], config, run, samples) if command in COMMANDS else []
-    fields = [Stage.FIELDS.value] if config.data.dataset in FIELD_KINDS else []  # ran in prepare_run
-    run.update_info(stages=fields + ran)
-    run.finish("ok")
+    data = _demo_data(config)
+    with claim_run(config.run.out, command, data=data, force=force,
+                   inputs={"--data": data, "--masks": config.data.masks}) as run:
+        try:
+            if leftovers := remove_leftovers(run.path):
+                log.info("removed %d temporary files of an interrupted run in %s", leftovers, run.path)
+            run.start(command, config.to_dict())
+            samples = prepare_run(config, run)
+            if config.run.backend is Backend.DASK and config.run.scheduler:
+                check_cluster(config.run.scheduler, run.path)
+            ran = run_targets(COMMANDS[command], config, run, samples) if command in COMMANDS else []
+        except KeyboardInterrupt:
+            _record_end(run, "interrupted")
+            raise
+        except BaseException as exc:
+            _record_end(run, "failed", f"{type(exc).__name__}: {exc}")
+            problem = environment_error(exc) if isinstance(exc, OSError) else None
+            if problem is not None:
+                raise problem from exc
+            raise
+        fields = [Stage.FIELDS.value] if config.data.dataset in FIELD_KINDS else []  # ran in prepare_run
+        run.update_info(stages=fields + ran)
+        run.finish("ok")
     return run
 
 
@@ -241,10 +264,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "train-refiner":
             return train_refiner_from_args(args, argv)
+        if args.quiet:
+            logging.getLogger().setLevel(logging.WARNING)
         config = resolve_config(args)
         if config.run.quiet:
             logging.getLogger().setLevel(logging.WARNING)
-        run = run_command(args.command, config)
+        run = run_command(args.command, config, force=args.force)
         print(f"done: results in {run.path}")
         if args.command == "compare":
             for name in ("report.html", "report.md", "results.csv"):

@@ -90,7 +90,7 @@ def load_cnmc(root: str | Path) -> LoadedDataset:
     if testing is not None:
         for path in walk_images(testing):
             rows.append(sample_row(top, path, split="final_test"))
-    return LoadedDataset(samples_table(rows), DatasetKind.CNMC, root, rejected)
+    return LoadedDataset(samples_table(rows, rejected), DatasetKind.CNMC, root, rejected)
 
 
 def _load_cnmc_prelim(top: Path, validation: Path, folder: Path) -> tuple[list[dict], list[dict]]:

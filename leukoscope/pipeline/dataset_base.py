@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import unicodedata
@@ -12,6 +13,7 @@ import pandas as pd
 
 from leukoscope.pipeline.choices import DatasetKind
 from leukoscope.pipeline.imageio import IMAGE_SUFFIXES
+from leukoscope.pipeline.layout import Stage, is_run_dir
 
 SAMPLE_COLUMNS = ["sample_id", "path", "label", "subject", "split"]
 #: Folder names (lower case) that name a class in the generic folder layout.
@@ -21,6 +23,8 @@ CLASS_NAMES = {
 }
 FOLD = re.compile(r"^fold_?(\d+)$", re.IGNORECASE)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: longest sample id: ``<id>.png`` and its temporary name stay far below the 255-byte name limit
+MAX_ID = 128
 
 
 class DatasetError(ValueError):
@@ -42,12 +46,30 @@ def make_sample_id(relative: str | Path) -> str:
 
     Accents are dropped (``é`` -> ``e``); every other character outside ``A-Za-z0-9._-``
     becomes ``_``, so the id is never empty, never holds a path separator and never starts
-    with a dot (``_`` is put before one).
+    with a dot (``_`` is put before one). An id longer than :data:`MAX_ID` characters keeps its
+    first characters and ends with a hash of the whole id, so output file names stay legal.
     """
     parts = Path(relative).with_suffix("").parts
     bare = ("".join(c for c in unicodedata.normalize("NFKD", p) if not unicodedata.combining(c)) for p in parts)
     sample_id = "__".join(_UNSAFE.sub("_", p) for p in bare)
-    return sample_id if sample_id and not sample_id.startswith(".") else f"_{sample_id}"
+    sample_id = sample_id if sample_id and not sample_id.startswith(".") else f"_{sample_id}"
+    if len(sample_id) > MAX_ID:
+        digest = hashlib.sha256(sample_id.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        sample_id = f"{sample_id[:MAX_ID - 17]}_{digest}"
+    return sample_id
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` as text that is valid UTF-8: bytes of a name that is not are written ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def undecodable_reason(path: str | Path) -> str:
+    """The ``rejected.csv`` reason of a file whose name is not valid UTF-8 ("" when it is)."""
+    if shown_path(path) == str(path):
+        return ""
+    return ("file name is not valid UTF-8 (its bytes are shown as \\xNN); rename the file with UTF-8 "
+            "characters (e.g. convmv -f latin1 -t utf-8 --notest FILE) so that it can be listed in the manifest")
 
 
 def missing_file_reason(path: Path) -> str:
@@ -62,10 +84,11 @@ def is_image(path: Path) -> bool:
 
 
 def walk_images(folder: Path) -> list[Path]:
-    """Images below ``folder``, sorted, without following symbolic links to folders."""
+    """Images below ``folder``, sorted, without following symbolic links to folders and without
+    entering hidden folders or leukoscope run directories (a run's overlays are no cells)."""
     found = []
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not is_run_dir(Path(dirpath) / d))
         found.extend(Path(dirpath) / f for f in sorted(filenames) if is_image(Path(f)))
     return found
 
@@ -92,7 +115,13 @@ def find_dirs(folder: Path, name: str, depth: int = 3) -> list[Path]:
     return hits
 
 
-def samples_table(rows: list[dict[str, str]]) -> pd.DataFrame:
+def samples_table(rows: list[dict[str, str]], rejected: list[dict[str, str]]) -> pd.DataFrame:
+    """The samples table of ``rows``, with unique sample ids; a row whose file name is not valid
+    UTF-8 goes to ``rejected`` instead (:func:`undecodable_reason`)."""
+    for row in rows:
+        if reason := undecodable_reason(row["path"]):
+            rejected.append({"path": shown_path(row["path"]), "stage": Stage.LOAD.value, "reason": reason})
+    rows = [row for row in rows if not undecodable_reason(row["path"])]
     frame = pd.DataFrame(rows, columns=SAMPLE_COLUMNS).astype(str)
     dupes = frame["sample_id"].duplicated(keep=False)
     if dupes.any():  # same stem, other extension (001.bmp, 001.png): keep the extension

@@ -62,7 +62,7 @@ def load_allidb2(root: str | Path) -> LoadedDataset:
                              "reason": "file name is not ALL-IDB2's ImNNN_Y (Y = 1 blast, 0 normal)"})
             continue
         rows.append(sample_row(folder, path, "ALL" if match.group(2) == "1" else "HEM"))
-    return LoadedDataset(samples_table(rows), DatasetKind.ALLIDB2, root, rejected)
+    return LoadedDataset(samples_table(rows, rejected), DatasetKind.ALLIDB2, root, rejected)
 
 
 # --------------------------------------------------------------------------------- folders
@@ -74,7 +74,8 @@ def load_folder(root: str | Path) -> LoadedDataset:
     A C-NMC-style file name still gives its subject (and its label when no folder does).
     """
     root = Path(root)
-    rows = []
+    rows: list[dict[str, str]] = []
+    rejected: list[dict[str, str]] = []
     for path in walk_images(root):
         parents = [p.lower() for p in path.relative_to(root).parts[:-1]]
         label = next((CLASS_NAMES[p] for p in reversed(parents) if p in CLASS_NAMES), "")
@@ -84,7 +85,7 @@ def load_folder(root: str | Path) -> LoadedDataset:
             label = parsed[1]
         split = next((f"fold_{m.group(1)}" for p in parents if (m := FOLD.match(p))), "")
         rows.append(sample_row(root, path, label, subject, split))
-    return LoadedDataset(samples_table(rows), DatasetKind.FOLDER, root)
+    return LoadedDataset(samples_table(rows, rejected), DatasetKind.FOLDER, root, rejected)
 
 
 def _normalise_label(value: str) -> str | None:
@@ -135,7 +136,7 @@ def load_manifest(csv_path: str | Path) -> LoadedDataset:
             "subject": record.get("subject", "").strip(),
             "split": record.get("split", "").strip(),
         })
-    return LoadedDataset(samples_table(rows), DatasetKind.MANIFEST, csv_path, rejected)
+    return LoadedDataset(samples_table(rows, rejected), DatasetKind.MANIFEST, csv_path, rejected)
 
 
 # --------------------------------------------------------------------------------- detection

@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from leukoscope.features.backbones import BackboneSpec, get_backbone
 from leukoscope.features.embeddings import POOLINGS, build_extractor, embed_batch, prepare_batch
 from leukoscope.pipeline.cache import ResultCache
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.console import Progress, import_keras
 from leukoscope.pipeline.imageio import ImageReadError, MaskReadError, read_image, read_label_mask
 from leukoscope.pipeline.layout import Stage, cache_key, cnn_name, missing_mask_reason, sha256_file
 from leukoscope.pipeline.rundir import RunDir
@@ -72,7 +72,7 @@ class EmbeddingJob:
 
     def settings(self) -> dict[str, Any]:
         """Everything that changes the pooled features (names the cache folder)."""
-        import keras
+        keras = import_keras()
 
         return {
             "backbone": self.spec.name.value, "input_size": self.size, "weights": self.weights.label,
@@ -92,7 +92,7 @@ def set_keras_threads(threads: int) -> None:
     """
     if threads <= 0:
         return
-    import keras
+    keras = import_keras()
 
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -114,7 +114,7 @@ def set_keras_threads(threads: int) -> None:
 
 def build_network(job: EmbeddingJob) -> Any:
     """The backbone of ``job`` with its weights (seeded when random)."""
-    import keras
+    keras = import_keras()
 
     keras.utils.set_random_seed(job.seed)
     try:
@@ -253,8 +253,7 @@ def iter_pooled(job: EmbeddingJob, run: RunDir, samples: pd.DataFrame, *, quiet:
     counts.setdefault("from_cache", 0)
     rejects: list[dict[str, str]] = []
     extractor = None
-    bar = tqdm(total=len(samples), desc=f"{job.namespace} embeddings", disable=quiet, unit="img",
-               dynamic_ncols=True)
+    bar = Progress(len(samples), f"{job.namespace} embeddings", quiet=quiet)
 
     saving = None  # the previous batch's cache writes, in the saver thread
 

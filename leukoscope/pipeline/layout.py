@@ -4,6 +4,8 @@ Nothing else in leukoscope builds a path inside a run directory by hand; stages 
 :class:`RunLayout` (a :class:`~leukoscope.pipeline.rundir.RunDir` is one)::
 
     RUN_DIR/
+        .leukoscope-run   marks the folder as a leukoscope run directory (datasets scans skip it)
+        .leukoscope.lock  held by the one command working in the folder (pid, command, start)
         run.json          resolved config, package versions, start/end time, status, weights used
         manifest.csv      sample_id, path, label, subject, split, sha256
         rejected.csv      path, stage, reason
@@ -19,6 +21,7 @@ Nothing else in leukoscope builds a path inside a run directory by hand; stages 
         heads/            <backbone>/model.keras, head.json, history.csv, learning_curve.png;
                           predictions.csv
         compare/          results.csv, predictions.csv, feature_sets.csv, report.md, report.html, *.png
+        <stage folder>/.<stage>.stage.json   what the stage's outputs were computed from
 """
 
 from __future__ import annotations
@@ -59,6 +62,15 @@ _FOLDERS = {
     Stage.FIELDS: "fields", Stage.SEGMENTATION: "segmentation", Stage.HANDCRAFTED: "features",
     Stage.STATISTICS: "features", Stage.EMBEDDINGS: "features", Stage.HEADS: "heads", Stage.COMPARE: "compare",
 }
+#: the file that marks a folder as a leukoscope run directory
+RUN_MARKER = ".leukoscope-run"
+#: the name of the result caches' folder inside a stage folder
+CACHE_FOLDER = "cache"
+
+
+def is_run_dir(folder: str | Path) -> bool:
+    """Whether ``folder`` is a leukoscope run directory (holds :data:`RUN_MARKER`)."""
+    return (Path(folder) / RUN_MARKER).is_file()
 
 
 def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
@@ -114,6 +126,29 @@ class RunLayout:
     def info_path(self) -> Path:
         return self.path / "run.json"
 
+    @property
+    def marker_path(self) -> Path:
+        return self.path / RUN_MARKER
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".leukoscope.lock"
+
+    @property
+    def records(self) -> list[Path]:
+        """The top-level files leukoscope writes (besides the stage folders)."""
+        return [self.info_path, self.manifest_path, self.rejected_path]
+
+    @property
+    def stage_folders(self) -> list[Path]:
+        """Every stage folder, once each, in graph order."""
+        return list(dict.fromkeys(self.folder(stage) for stage in _FOLDERS))
+
+    def stage_record(self, stage: Stage) -> Path:
+        """What a stage's outputs were computed from (:mod:`leukoscope.pipeline.freshness`)."""
+        stage = Stage(stage)
+        return self.folder(stage) / f".{stage.value}.stage.json"
+
     def folder(self, stage: Stage) -> Path:
         """The folder of a stage's outputs (not created)."""
         return self.path / _FOLDERS[Stage(stage)]
@@ -126,7 +161,7 @@ class RunLayout:
 
     def cache_root(self, stage: Stage) -> Path:
         """Parent folder of a stage's result caches."""
-        return self.folder(stage) / "cache"
+        return self.folder(stage) / CACHE_FOLDER
 
     # -- fields (before the manifest: its samples are the cut-outs) ---------------------
     @property
@@ -161,12 +196,17 @@ class RunLayout:
         return self.folder(Stage.FIELDS) / "detection_scores.json"
 
     # -- segmentation -------------------------------------------------------------------
+    @property
+    def sample_folders(self) -> list[Path]:
+        """The folders of one ``<sample_id>.png`` per sample: masks, overlays."""
+        return [self.folder(Stage.SEGMENTATION) / "masks", self.folder(Stage.SEGMENTATION) / "overlays"]
+
     def mask_path(self, sample_id: str) -> Path:
         """The label mask PNG of a sample (0 background, 1 cytoplasm, 2 nucleus)."""
-        return self.folder(Stage.SEGMENTATION) / "masks" / f"{sample_id}.png"
+        return self.sample_folders[0] / f"{sample_id}.png"
 
     def overlay_path(self, sample_id: str) -> Path:
-        return self.folder(Stage.SEGMENTATION) / "overlays" / f"{sample_id}.png"
+        return self.sample_folders[1] / f"{sample_id}.png"
 
     @property
     def segmentation_table(self) -> Path:
@@ -179,6 +219,18 @@ class RunLayout:
     @property
     def montage_path(self) -> Path:
         return self.folder(Stage.SEGMENTATION) / "montage.png"
+
+    @property
+    def montage_qc_path(self) -> Path:
+        return self.folder(Stage.SEGMENTATION) / "montage_qc.png"
+
+    @property
+    def gallery_path(self) -> Path:
+        return self.folder(Stage.SEGMENTATION) / "gallery.html"
+
+    @property
+    def qc_summary_path(self) -> Path:
+        return self.folder(Stage.SEGMENTATION) / "qc_summary.csv"
 
     # -- features -----------------------------------------------------------------------
     @property
@@ -226,6 +278,7 @@ class RunLayout:
 
 
 __all__ = [
-    "META_COLUMNS", "MANIFEST_COLUMNS", "PREDICTION_COLUMNS", "QC_COLUMN", "REJECTED_COLUMNS", "WEIGHTS_COLUMN",
-    "RunLayout", "Stage", "cache_key", "cnn_name", "cutout_id", "head_name", "missing_mask_reason", "sha256_file",
+    "CACHE_FOLDER", "META_COLUMNS", "MANIFEST_COLUMNS", "PREDICTION_COLUMNS", "QC_COLUMN", "REJECTED_COLUMNS",
+    "RUN_MARKER", "WEIGHTS_COLUMN", "RunLayout", "Stage", "cache_key", "cnn_name", "cutout_id", "head_name",
+    "is_run_dir", "missing_mask_reason", "sha256_file",
 ]

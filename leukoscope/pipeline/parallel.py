@@ -1,48 +1,51 @@
-"""Ordered, streaming parallel map over samples with joblib (loky, threads or Dask)."""
+"""Ordered, streaming parallel map over samples: loky processes or threads (joblib), or Dask.
+
+The number of workers is capped at the number of items and at the cores available
+(:func:`capped_jobs`, :func:`available_cores`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
+import logging
 import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import joblib
-from tqdm.auto import tqdm
 
 from leukoscope.pipeline.choices import Backend
+from leukoscope.pipeline.config_rules import all_cores
+from leukoscope.pipeline.console import Progress
+from leukoscope.pipeline.dask_cluster import dask_client, dask_map
+
+log = logging.getLogger("leukoscope")
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-@contextlib.contextmanager
-def dask_client(scheduler: str = "", *, jobs: int = 1) -> Iterator[Any]:
-    """Connect to a Dask scheduler, or start a local cluster of ``jobs`` processes.
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the system has one)."""
+    return all_cores(-1)
 
-    Raises
-    ------
-    RuntimeError
-        ``dask.distributed`` is not installed (``pip install 'leukoscope[dask]'``).
+
+def capped_jobs(jobs: int) -> int:
+    """``jobs`` lowered to the cores available (:func:`available_cores`), with a note when lowered.
+
+    More processes than cores only add start-up time and memory: each worker is a Python process
+    with its own copy of the libraries.
     """
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RuntimeError(
-            "--backend dask needs dask.distributed; install it with: pip install 'leukoscope[dask]'"
-        ) from exc
-    if scheduler:
-        with Client(scheduler) as client:
-            yield client
-    else:
-        with LocalCluster(
-            n_workers=max(jobs, 1), threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster, Client(cluster) as client:
-            yield client
+    cores = available_cores()
+    if jobs > cores:
+        log.info("--jobs %d lowered to %d: only %d cores are available to this process", jobs, cores, cores)
+        return cores
+    return jobs
 
 
 #: seconds between two checks of a worker process that its parent still lives
@@ -84,15 +87,18 @@ def keep_freed_memory() -> bool:
     return all(mallopt(param, value) == 1 for param, value in WORKER_MALLOC.items())
 
 
-def init_worker() -> None:
+def init_worker(parent: int) -> None:
     """The initializer of every loky worker: :func:`keep_freed_memory`, then exit with the parent.
 
     Loky workers outlive a parent killed with SIGKILL (or by the OOM killer) and would go on
-    writing into the run directory; a daemon thread notices the new parent process id and
-    exits. (Dask workers die with their nanny.)
+    writing into the run directory; a daemon thread sees that the worker's parent is no longer
+    ``parent`` (the main process's id, passed in when the pool is made, so a parent that died
+    while the worker was starting is noticed too) and exits. (Dask workers die with their nanny.)
     """
     keep_freed_memory()
-    threading.Thread(target=_exit_with, args=(os.getppid(),), name="leukoscope-parent-watch", daemon=True).start()
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=_exit_with, args=(parent,), name="leukoscope-parent-watch", daemon=True).start()
 
 
 class _InWorker:
@@ -134,15 +140,16 @@ def parallel_map(
     items : sequence or iterable
         The work items.
     jobs : int
-        Number of workers; 1 runs in this process.
+        Number of workers, at most one per item and per available core; 1 runs in this process.
     backend : Backend or str
-        ``loky`` (processes), ``threading``, or ``dask`` (through joblib's Dask backend).
+        ``loky`` (processes), ``threading``, or ``dask`` (on the scheduler's workers, whatever
+        ``jobs`` says: :func:`~leukoscope.pipeline.dask_cluster.dask_map`).
     scheduler : str
         Address of an existing Dask scheduler; empty starts a local cluster.
     desc : str
-        Label of the tqdm progress bar.
+        Label of the progress (:class:`~leukoscope.pipeline.console.Progress`).
     quiet : bool
-        Hide the progress bar.
+        Show no progress.
     total : int, optional
         Number of items, for the progress bar, when ``items`` has no length.
     unit : str
@@ -151,25 +158,24 @@ def parallel_map(
     backend = Backend(backend)
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
-    bar = tqdm(total=total, desc=desc, disable=quiet, unit=unit, dynamic_ncols=True)
+    workers = min(jobs, available_cores(), total if total is not None else jobs)
+    bar = Progress(total, desc, quiet=quiet, unit=unit)
     with contextlib.ExitStack() as stack:
-        if jobs <= 1 and backend is not Backend.DASK:
-            results: Iterable[R] = map(func, items)
+        if backend is Backend.DASK:
+            client = stack.enter_context(dask_client(scheduler, jobs=max(workers, 1)))
+            results: Iterable[R] = dask_map(client, _InWorker(func), items)
+        elif workers <= 1:
+            results = map(func, items)
         else:
-            if backend is Backend.DASK:
-                stack.enter_context(dask_client(scheduler, jobs=jobs))
-                stack.enter_context(joblib.parallel_config(backend="dask"))
-                n_jobs = -1
-            else:
-                if backend is Backend.LOKY:
-                    stack.enter_context(joblib.parallel_config(backend="loky", initializer=init_worker))
-                n_jobs = jobs
+            if backend is Backend.LOKY:
+                stack.enter_context(joblib.parallel_config(
+                    backend="loky", initializer=functools.partial(init_worker, os.getpid())))
             runner = joblib.Parallel(
-                n_jobs=n_jobs,
+                n_jobs=workers,
                 backend=backend.value if backend is Backend.THREADING else None,
                 return_as="generator",
                 pre_dispatch="4*n_jobs",
-                batch_size=1 if backend is Backend.DASK else "auto",
+                batch_size="auto",
             )
             worker = _InWorker(func) if backend is not Backend.THREADING else func
             results = runner(joblib.delayed(worker)(item) for item in items)

@@ -160,7 +160,9 @@ def _read_pair(paths: tuple[str, str], *, options: dict[str, Any]) -> dict[str, 
         expert = read_expert_mask(mask_path, image_shape=image.shape)
     except (ImageReadError, ExpertMaskError) as exc:
         return {"reason": str(exc)}
-    return {"reason": "", "image": image, "expert": expert, "threshold": segment_cell(image, **options).labels}
+    result = segment_cell(image, **options)
+    return {"reason": "", "image": image, "expert": expert, "threshold": result.labels,
+            "background": result.background.value}
 
 
 def _load_pair(pair: _Pair, *, side: int, options: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ is what the segment stage's workers call for every image.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import zipfile
@@ -16,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from leukoscope.pipeline.config import SegmentationConfig
+from leukoscope.pipeline.console import import_keras
 from leukoscope.pipeline.layout import sha256_file
-from leukoscope.segmentation.choices import Refiner
+from leukoscope.segmentation.choices import QCFlag, Refiner
 
 #: The refiner shipped inside the package (``--refiner unet`` without ``--refiner-model``).
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "data" / "refiner.keras"
@@ -65,7 +67,7 @@ def load_refiner(path: str | Path = "", *, side: int | None = None) -> Any:
         )
     if path.suffix != ".keras" or not zipfile.is_zipfile(path):
         raise RefinerModelError(f"refiner model '{path.name}' is not a Keras .keras model file")
-    import keras
+    keras = import_keras()
 
     from leukoscope.segmentation.unet import INPUT_CHANNELS, MODEL_NAME, N_CLASSES
 
@@ -136,13 +138,25 @@ def cached_refiner(path: str) -> Any:
     return load_refiner(path)
 
 
+@functools.lru_cache(maxsize=2)
+def trained_backgrounds(path: str) -> frozenset[str]:
+    """The surrounds (``smear``, ``black``) of the images a refiner was trained on, from its record
+    (``MODEL.json`` key ``backgrounds``); a record without the key is from a refiner trained on
+    smear crops only (every refiner before that key existed, the shipped one included)."""
+    record = sidecar(path, ".json")
+    recorded = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
+    return frozenset(recorded.get("backgrounds", ["smear"]))
+
+
 def refine_segmentation(path: str, image: np.ndarray, result: Any, *, min_size: int) -> tuple[Any, np.ndarray]:
     """Refine one threshold segmentation with the refiner in ``path``.
 
     Returns
     -------
     result : SegmentationResult
-        With the refined labels and their ``qc_flag``
+        With the refined labels and their ``qc_flag``; or the threshold labels flagged
+        ``refiner_skipped`` where the image's surround is not one the refiner was trained on
+        (:func:`trained_backgrounds`) or the guard doubts the refined labels
         (:func:`~leukoscope.segmentation.refine.refine_result`).
     picture : (H, W, 3) uint8 ndarray
         The image with the threshold outlines drawn in :data:`THRESHOLD_COLOURS` (magenta
@@ -152,7 +166,11 @@ def refine_segmentation(path: str, image: np.ndarray, result: Any, *, min_size: 
     from leukoscope.segmentation.overlay import cell_window, draw_overlay
     from leukoscope.segmentation.refine import refine_result
 
-    refined = refine_result(cached_refiner(path), image, result, min_size=min_size)
+    trained_on = trained_backgrounds(path)
+    if result.background not in trained_on:  # unlike every image the refiner was trained on
+        refined = dataclasses.replace(result, qc_flag=QCFlag.REFINER_SKIPPED.value)
+    else:
+        refined, _reason = refine_result(cached_refiner(path), image, result, min_size=min_size)
     window = cell_window(refined.labels)
     picture = image.copy()
     picture[window] = draw_overlay(image[window], result.labels[window], colours=THRESHOLD_COLOURS)
@@ -161,5 +179,5 @@ def refine_segmentation(path: str, image: np.ndarray, result: Any, *, min_size: 
 
 __all__ = [
     "RefinerModelError", "SHIPPED_MODEL", "THRESHOLD_COLOURS", "cached_refiner", "load_refiner",
-    "refine_segmentation", "refiner_info", "refiner_model_path", "sidecar",
+    "refine_segmentation", "refiner_info", "refiner_model_path", "sidecar", "trained_backgrounds",
 ]

@@ -6,7 +6,7 @@ features sorted by the mixed model's q value, and the ranked effect sizes, the v
 the subject-median box plots. Its p values are those of tests with the subject as the unit (the
 Mann-Whitney test of subject medians and the random-intercept model); a test over cells, which
 counts a patient's cells as independent, is never shown. :func:`statistics_section` reads them
-from a run directory when they are up to date.
+from a run directory.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import pandas as pd
 
 from leukoscope.features.choices import QcRule
 from leukoscope.features.univariate import CELL_LEVEL_NOTE, Level
-from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.layout import RunLayout
 from leukoscope.pipeline.report import Block
-from leukoscope.pipeline.statistics_record import up_to_date
+from leukoscope.pipeline.statistics_record import read_record
 from leukoscope.pipeline.tables import read_table
 
 #: features shown in the report's table
@@ -127,10 +126,11 @@ def statistics_blocks(
     return blocks + [Block("img", path, caption=caption) for path, caption in figures.items()]
 
 
-def statistics_section(config: Config, layout: RunLayout, report_folder: Path) -> list[Block]:
-    """:func:`statistics_blocks` of the statistics in ``layout``; none when they are missing or
-    were made with other settings or another ``handcrafted.csv`` than ``config``'s."""
-    record = up_to_date(config, layout)
+def statistics_section(layout: RunLayout, report_folder: Path) -> list[Block]:
+    """:func:`statistics_blocks` of the statistics in ``layout`` (none when they are missing), with
+    paths relative to ``report_folder``. The compare stage calls it when it needs the statistics
+    stage, so the stage graph has made them fresh."""
+    record = read_record(layout)
     if record is None:
         return []
 
@@ -142,6 +142,5 @@ def statistics_section(config: Config, layout: RunLayout, report_folder: Path) -
     files = f"full tables: {' and '.join(tables)}, each with its data dictionary (.columns.csv)."
     univariate = read_table(layout.univariate_table) if record["univariate"] else None
     figures = {relative(layout.statistics_figure(name)): caption for name, caption in record["figures"].items()}
-    settings = record["settings"]
-    return statistics_blocks(univariate, qc=settings["qc"], n_boot=settings["bootstrap"], counts=record["counts"],
+    return statistics_blocks(univariate, qc=record["qc"], n_boot=record["bootstrap"], counts=record["counts"],
                              figures=figures, files=files, skipped=record["skipped"])

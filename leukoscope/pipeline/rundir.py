@@ -1,10 +1,12 @@
-"""A run directory's records: run.json, manifest.csv and rejected.csv (paths: :mod:`.layout`)."""
+"""A run directory's records: run.json, manifest.csv, rejected.csv and the stage records
+(paths: :mod:`.layout`)."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
 import platform
+import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -13,12 +15,17 @@ from typing import Any
 import pandas as pd
 
 from leukoscope.pipeline.atomic import write_csv, write_json
-from leukoscope.pipeline.layout import MANIFEST_COLUMNS, REJECTED_COLUMNS, RunLayout
+from leukoscope.pipeline.dataset_base import shown_path
+from leukoscope.pipeline.layout import CACHE_FOLDER, MANIFEST_COLUMNS, REJECTED_COLUMNS, RunLayout, Stage
 
 _VERSIONED = (
     "leukoscope", "numpy", "pandas", "scipy", "scikit-image", "opencv-python-headless",
     "mahotas", "scikit-learn", "xgboost", "keras", "tensorflow", "tensorflow-cpu", "joblib",
 )
+
+
+class RunDirError(ValueError):
+    """The run directory cannot be used as it is; the message names the path and the fix."""
 
 
 def package_versions() -> dict[str, str]:
@@ -51,9 +58,23 @@ class RunDir(RunLayout):
 
     # -- run.json -----------------------------------------------------------------------
     def read_info(self) -> dict[str, Any]:
-        if self.info_path.exists():
-            return json.loads(self.info_path.read_text(encoding="utf-8"))
-        return {}
+        """run.json as a dict ({} when there is none).
+
+        Raises
+        ------
+        RunDirError
+            run.json is not a JSON object (not written by leukoscope, or damaged).
+        """
+        if not self.info_path.exists():
+            return {}
+        try:
+            info = json.loads(self.info_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            info = exc
+        if not isinstance(info, dict):
+            raise RunDirError(f"'{self.info_path}' is not a run record leukoscope wrote ({info}); move it "
+                              "away or pass another --out")
+        return info
 
     def update_info(self, **fields: Any) -> dict[str, Any]:
         """Merge ``fields`` into run.json (nested dicts are merged one level deep)."""
@@ -67,15 +88,12 @@ class RunDir(RunLayout):
         return info
 
     def start(self, command: str, config: dict[str, Any]) -> None:
-        """Record the start of a command with its resolved config and package versions."""
-        self.update_info(
-            command=command,
-            argv=sys.argv,
-            config=config,
-            versions=package_versions(),
-            started=_now(),
-            finished=None,
-        )
+        """Record the start of a command with its resolved config and package versions (status
+        ``running``; an earlier command's error is dropped)."""
+        info = {key: value for key, value in self.read_info().items() if key != "error"}
+        info.update(command=command, argv=sys.argv, config=config, versions=package_versions(), started=_now(),
+                    finished=None, status="running")
+        write_json(info, self.info_path)
 
     def finish(self, status: str = "ok", *, error: str = "") -> None:
         """Record the end of a command: ``status`` ok, interrupted or failed (with ``error``)."""
@@ -89,9 +107,25 @@ class RunDir(RunLayout):
         return pd.read_csv(self.manifest_path, dtype=str, keep_default_na=False)
 
     def read_rejected(self) -> pd.DataFrame:
+        """rejected.csv (empty when there is none).
+
+        Raises
+        ------
+        RunDirError
+            The file is not a table with leukoscope's columns ``path, stage, reason``.
+        """
         if not self.rejected_path.exists():
             return pd.DataFrame(columns=REJECTED_COLUMNS)
-        return pd.read_csv(self.rejected_path, dtype=str, keep_default_na=False)
+        try:
+            table = pd.read_csv(self.rejected_path, dtype=str, keep_default_na=False)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:  # pandas' parser errors are ValueErrors
+            table, problem = None, f"cannot be read as CSV ({type(exc).__name__}: {exc})"
+        else:
+            problem = f"has the columns {list(table.columns)}"
+        if table is None or list(table.columns) != REJECTED_COLUMNS:
+            raise RunDirError(f"'{self.rejected_path}' {problem}, not leukoscope's {', '.join(REJECTED_COLUMNS)}; "
+                              "it was not written by leukoscope: move it away or pass another --out")
+        return table
 
     def kept(self, samples: pd.DataFrame) -> pd.DataFrame:
         """The rows of ``samples`` that no stage has rejected (whose path is not in rejected.csv)."""
@@ -99,17 +133,18 @@ class RunDir(RunLayout):
         return samples[~samples["path"].isin(rejected)].reset_index(drop=True)
 
     def reject(self, rows: list[dict[str, str]] | pd.DataFrame, *, stage: str | None = None) -> None:
-        """Add rejected samples (``path, stage, reason``); one row per path and stage.
+        """Add rejected samples (``path, stage, reason``).
 
-        A later rejection of the same path in the same stage replaces the earlier one, so
-        rerunning a stage never duplicates rows.
+        Every distinct row is kept (two bad manifest rows naming one file give two rows); a row
+        equal to one already listed is not added again. Each stage forgets its rows when it
+        starts (:meth:`clear_rejected`), so rerunning a stage never duplicates rows.
         """
-        new = pd.DataFrame(rows, columns=None if isinstance(rows, pd.DataFrame) else REJECTED_COLUMNS)
-        if stage is not None:
-            new["stage"] = stage
-        new = new.reindex(columns=REJECTED_COLUMNS).fillna("").astype(str)
+        records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else rows
+        records = [{**row, "path": shown_path(row.get("path", "")), **({"stage": stage} if stage is not None else {})}
+                   for row in records]
+        new = pd.DataFrame(records, columns=REJECTED_COLUMNS).fillna("").astype(str)
         merged = pd.concat([self.read_rejected(), new], ignore_index=True)
-        merged = merged.drop_duplicates(subset=["path", "stage"], keep="last")
+        merged = merged.drop_duplicates(keep="last")
         write_csv(merged, self.rejected_path)
 
     def clear_rejected(self, stage: str) -> None:
@@ -121,6 +156,40 @@ class RunDir(RunLayout):
         rejected = self.read_rejected()
         if (rejected["stage"] == stage).any():
             write_csv(rejected[rejected["stage"] != stage], self.rejected_path)
+
+    # -- stage records ------------------------------------------------------------------
+    def read_stage_record(self, stage: Stage) -> dict[str, Any]:
+        """What ``stage``'s outputs were computed from ({} when unknown or unreadable)."""
+        try:
+            record = json.loads(self.stage_record(stage).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return {}
+        return record if isinstance(record, dict) else {}
+
+    def write_stage_record(self, stage: Stage, record: dict[str, Any]) -> None:
+        self.stage_dir(stage)
+        write_json(record, self.stage_record(stage))
+
+    def clear_stage_record(self, stage: Stage) -> None:
+        """Forget what ``stage`` was computed from (before it runs: a killed stage is never fresh)."""
+        self.stage_record(stage).unlink(missing_ok=True)
+
+    def reset(self) -> None:
+        """Delete every result of earlier commands but the result caches (``--force``).
+
+        Removes run.json, manifest.csv, rejected.csv and everything in the stage folders except
+        their ``cache/`` folders, whose entries are keyed by content and stay valid.
+        """
+        for path in self.records:
+            path.unlink(missing_ok=True)
+        for folder in self.stage_folders:
+            for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+                if entry.name == CACHE_FOLDER:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
 
     def ensure_rejected(self) -> None:
         """Create an empty rejected.csv when none exists, so every run has one."""

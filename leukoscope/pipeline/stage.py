@@ -50,7 +50,11 @@ class StageSpec:
     active : callable
         ``active(config)`` -> whether the stage has any work under ``config``.
     done : callable
-        ``done(config, layout)`` -> whether its outputs for ``config`` are all present.
+        ``done(config, layout)`` -> whether its outputs for ``config`` are all present (the graph
+        also checks that they were computed from the current samples and settings).
+    settings : callable
+        ``settings(config)`` -> the JSON-serialisable settings that shape its results
+        (:func:`leukoscope.pipeline.freshness.settings_of`); a change makes its outputs stale.
     check : callable or None
         ``check(config, samples)`` raises before any stage runs when the stage cannot work
         (e.g. the data cannot be split as asked).
@@ -64,5 +68,6 @@ class StageSpec:
     needs: Callable[[Config], tuple[Stage, ...]]
     active: Callable[[Config], bool]
     done: Callable[[Config, RunLayout], bool]
+    settings: Callable[[Config], Any]
     check: Callable[[Config, pd.DataFrame], Any] | None = None
     consumer: Callable[[Config, RunLayout], CellConsumer] | None = None

@@ -28,6 +28,7 @@ import numpy as np
 
 from leukoscope.pipeline.atomic import save_keras, write_csv, write_json, write_png
 from leukoscope.pipeline.config import SegmentationConfig, load_config
+from leukoscope.pipeline.console import import_keras
 from leukoscope.pipeline.figures import learning_curve
 from leukoscope.pipeline.layout import sha256_file
 from leukoscope.pipeline.refiner_data import (
@@ -83,7 +84,7 @@ def train_refiner(
     RefinerTrainingError
         ``out`` does not end in ``.keras``, or there is too little usable data.
     """
-    import keras
+    keras = import_keras()
 
     from leukoscope.segmentation.unet import build_unet
     from leukoscope.segmentation.unet_training import fit_unet
@@ -123,6 +124,7 @@ def train_refiner(
         "data": described,
         "rejected": rejected,
         "seed": settings.seed,
+        "backgrounds": sorted({s["background"] for s in training}),
         "settings": dataclasses.asdict(settings),
         "segmentation": {k: getattr(v, "value", v) for k, v in segmentation_options(segmentation).items()},
         "epochs_run": len(history),

@@ -20,7 +20,9 @@ that is not the official one) in run.json, every embeddings file and every predi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import logging
 import os
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from leukoscope.features.backbones import BackboneSpec
+from leukoscope.pipeline.console import first_time, import_keras, warn_once
 from leukoscope.pipeline.layout import sha256_file
 
 log = logging.getLogger("leukoscope")
@@ -105,11 +108,14 @@ def _imagenet(spec: BackboneSpec) -> ResolvedWeights:
     cached = keras_cache_dir() / spec.weights_file
     if cached.is_file() and _md5(cached) == spec.weights_md5:
         return _from_file(spec, cached, "keras-cache")
-    import keras
-
+    keras = import_keras()
+    if first_time(f"download:{spec.name.value}"):
+        log.info("%s: downloading its ImageNet weights '%s' into %s", spec.name.value, spec.weights_file,
+                 keras_cache_dir())
     try:
-        path = keras.utils.get_file(spec.weights_file, spec.weights_url, cache_subdir="models",
-                                    cache_dir=str(keras_cache_dir().parent), file_hash=spec.weights_md5)
+        with contextlib.redirect_stdout(io.StringIO()):  # Keras' own "Downloading data from" line and bar
+            path = keras.utils.get_file(spec.weights_file, spec.weights_url, cache_subdir="models",
+                                        cache_dir=str(keras_cache_dir().parent), file_hash=spec.weights_md5)
     except Exception as exc:  # keras.utils.get_file raises a bare Exception when offline
         raise WeightsUnavailableError(
             _missing_message(spec, f"'{spec.weights_file}' is not in {keras_cache_dir()} and could "
@@ -155,7 +161,12 @@ def resolve_weights(spec: BackboneSpec, weights: str) -> ResolvedWeights:
         try:
             return _imagenet(spec)
         except WeightsUnavailableError as exc:
-            log.warning("weights 'auto': falling back to RANDOM weights for %s (%s)", spec.name.value, exc)
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            warn_once(f"random:{spec.name.value}",
+                      "weights 'auto': falling back to RANDOM weights for %s, whose ImageNet weights cannot be had "
+                      "(%s); its results say nothing about ImageNet transfer: put '%s' in %s or pass --weights DIR",
+                      spec.name.value, str(cause).replace(f" on {spec.weights_url}", "").splitlines()[0][:200],
+                      spec.weights_file, keras_cache_dir())
             return ResolvedWeights(label=RANDOM, path=None, source=RANDOM)
     folder = Path(weights).expanduser()
     if not folder.is_dir():

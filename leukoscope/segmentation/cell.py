@@ -2,17 +2,18 @@
 
 Two kinds of input are handled (:class:`Background`):
 
-- ``black``: C-NMC cells, already cut out and set on black (0, 0, 0). The cell is the
-  non-black region (any channel above :data:`BLACK_LEVEL`); the work is done on its bounding
-  box only.
+- ``black``: C-NMC cells, already cut out and set on black (0, 0, 0). The cell is the main
+  cell of the non-black region (any channel above :data:`BLACK_LEVEL`): without a surround of
+  smear, fragments, red cells or neighbouring cells (:func:`~leukoscope.segmentation.maincell.main_cell`);
+  the work is done on the region's bounding box only.
 - ``smear``: crops with the stained smear and red cells around the white cell (ALL-IDB2,
-  Zheng). The cell is the thresholded ``cell_channel``; a non-convex result is split from
-  touching red cells (:func:`~leukoscope.segmentation.split.split_touching`).
+  Zheng). The cell is the thresholded ``cell_channel``, cleaned (the object at or nearest the
+  image centre, objects under ``min_size`` pixels dropped, holes filled); a non-convex result
+  is split from touching red cells (:func:`~leukoscope.segmentation.split.split_touching`).
 
-In both, the nucleus threshold is computed on the pixels of the cell only, and the nucleus is
-every object of at least ``min_size`` pixels above it (lobed nuclei keep all their lobes), with
-holes filled. The cell clean-up keeps the object at or nearest the image centre, drops objects
-under ``min_size`` pixels and fills holes. Cytoplasm = cell minus nucleus.
+In both, the nucleus is thresholded on the pixels of the cell only, and checked and if need
+be corrected (:func:`~leukoscope.segmentation.nucleus.find_nucleus`). Cytoplasm = cell minus
+nucleus. The QC flags and score are those of :mod:`~leukoscope.segmentation.qc`.
 """
 
 from __future__ import annotations
@@ -24,16 +25,17 @@ import numpy as np
 
 from leukoscope.segmentation.channels import check_rgb, extract_channel
 from leukoscope.segmentation.choices import Background, Channel, Enhancement, QCFlag, ThresholdMethod
-from leukoscope.segmentation.cleanup import clean_mask, fill_holes, remove_small_objects
+from leukoscope.segmentation.cleanup import clean_mask
 from leukoscope.segmentation.enhance import enhance_channel
+from leukoscope.segmentation.labels import CYTOPLASM, NUCLEUS
+from leukoscope.segmentation.maincell import main_cell
+from leukoscope.segmentation.nucleus import find_nucleus
+from leukoscope.segmentation.qc import join_flags, label_flags, qc_score
 from leukoscope.segmentation.split import split_touching
 from leukoscope.segmentation.threshold import compute_threshold
 
 BLACK_LEVEL = 10  # a pixel whose channels are all <= this is C-NMC's black surround
 BLANK_RANGE = 8  # an image whose pixels all lie this close to its first pixel holds no cell
-BACKGROUND = 0
-CYTOPLASM = 1
-NUCLEUS = 2
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,12 @@ class SegmentationResult:
     nucleus_threshold : float
         Threshold of the (enhanced) nucleus channel within the cell; NaN when not reached.
     qc_flag : str
-        Empty, or a :class:`QCFlag` value when the result is degenerate.
+        The :class:`QCFlag` values that apply, ``;``-joined (:func:`~leukoscope.segmentation.qc.join_flags`);
+        empty when there is nothing to check.
+    excluded_area : int
+        Pixels cut away from the cell region: for ``black``, non-black pixels outside the
+        cell (smear, fragments, red cells, other cells); for ``smear``, the pixels of the
+        thresholded cell that the red-cell split removed.
     """
 
     labels: np.ndarray
@@ -60,6 +67,7 @@ class SegmentationResult:
     cell_threshold: float
     nucleus_threshold: float
     qc_flag: str
+    excluded_area: int = 0
 
     @property
     def cell_area(self) -> int:
@@ -71,8 +79,14 @@ class SegmentationResult:
         """Pixels of the nucleus."""
         return int(np.count_nonzero(self.labels == NUCLEUS))
 
+    @property
+    def qc_score(self) -> float:
+        """0 when nothing is flagged, higher when more doubtful (:func:`~leukoscope.segmentation.qc.qc_score`)."""
+        return qc_score(self.qc_flag)
+
     def measurements(self) -> dict[str, float | int | str]:
-        """One table row: surround, thresholds, areas, nucleus/cell area ratio, QC flag."""
+        """One table row: surround, thresholds, areas, nucleus/cell area ratio, QC flag and
+        score, excluded area."""
         cell, nucleus = self.cell_area, self.nucleus_area
         return {
             "background": self.background.value,
@@ -83,6 +97,8 @@ class SegmentationResult:
             "cytoplasm_area": cell - nucleus,
             "nucleus_cell_ratio": nucleus / cell if cell else float("nan"),
             "qc_flag": self.qc_flag,
+            "qc_score": self.qc_score,
+            "excluded_area": self.excluded_area,
         }
 
 
@@ -167,14 +183,15 @@ def segment_cell(
     min_size : int
         Objects smaller than this many pixels are dropped from both masks.
     split_solidity : float
-        Smear cell masks less solid than this are split from touching red cells; 0 never
-        splits.
+        Smear cell masks less solid than this are split from touching red cells; on black,
+        a main cell object less solid than this is cut at its necks. 0 never splits.
 
     Returns
     -------
     SegmentationResult
-        Labels and thresholds. A blank image, or one where no cell or no nucleus is found,
-        gives an empty (or nucleus-less) mask and a ``qc_flag``; it never raises.
+        Labels, thresholds, QC flags and the excluded area. A blank image, or one where no
+        cell or no nucleus is found, gives an empty (or nucleus-less) mask and a ``qc_flag``;
+        it never raises.
 
     Raises
     ------
@@ -188,6 +205,8 @@ def segment_cell(
         return _empty(image.shape, resolved, QCFlag.BLANK_IMAGE)
     if background is Background.AUTO:
         background = detect_background(image)
+    nucleus_options = {"channel": nucleus_channel, "method": nucleus_method, "enhance": enhance, "min_size": min_size}
+    flags: list[QCFlag] = []
     if background is Background.BLACK:
         black = (0, 0, 0), (BLACK_LEVEL, BLACK_LEVEL, BLACK_LEVEL)
         foreground = (cv2.inRange(image, *black) == 0).view(np.uint8)
@@ -195,32 +214,39 @@ def segment_cell(
         if width == 0:
             return _empty(image.shape, background, QCFlag.NO_CELL, float(BLACK_LEVEL))
         window = (slice(top, top + height), slice(left, left + width))
-        crop = image[window]
+        crop, region = image[window], foreground[window] > 0
         cell_threshold = float(BLACK_LEVEL)
-        cell = clean_mask(foreground[window], min_size=min_size)
+        center = ((image.shape[0] - 1) / 2.0 - top, (image.shape[1] - 1) / 2.0 - left)
+        found = main_cell(crop, region, center=center, split_solidity=split_solidity, **nucleus_options)
+        cell, nucleus = found.mask, found.nucleus
+        flags.extend(found.flags)
     else:
         window = (slice(None), slice(None))
         crop = image
         channel = enhance_channel(extract_channel(crop, cell_channel), enhance)
         cell_threshold = compute_threshold(channel, cell_method)
-        cell = clean_mask(channel > cell_threshold, min_size=min_size)
+        cell = region = clean_mask(channel > cell_threshold, min_size=min_size)
+        nucleus = None
     if not cell.any():
         return _empty(image.shape, background, QCFlag.NO_CELL, cell_threshold)
 
-    channel = enhance_channel(extract_channel(crop, nucleus_channel), enhance, mask=cell)
-    nucleus_threshold = compute_threshold(channel[cell], nucleus_method)
-    nucleus = fill_holes(remove_small_objects((channel > nucleus_threshold) & cell, min_size=min_size))
+    if nucleus is None:
+        nucleus = find_nucleus(crop, cell, **nucleus_options)
+    if nucleus.flag is not None:
+        flags.append(nucleus.flag)
     if background is Background.SMEAR:
-        cell = split_touching(cell, nucleus, min_solidity=split_solidity)
+        cell = split_touching(cell, nucleus.seed, min_solidity=split_solidity)
 
     labels = np.zeros(image.shape[:2], dtype=np.uint8)
     inner = labels[window]
     inner[cell] = CYTOPLASM
-    inner[nucleus] = NUCLEUS
+    inner[nucleus.mask] = NUCLEUS
+    flags.extend(label_flags(crop, inner))
     return SegmentationResult(
         labels=labels,
         background=background,
         cell_threshold=cell_threshold,
-        nucleus_threshold=nucleus_threshold,
-        qc_flag="" if nucleus.any() else QCFlag.NO_NUCLEUS.value,
+        nucleus_threshold=nucleus.threshold,
+        qc_flag=join_flags(flags),
+        excluded_area=int(np.count_nonzero(region & ~cell)),
     )

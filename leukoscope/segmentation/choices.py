@@ -54,8 +54,20 @@ class Refiner(str, Enum):
 
 
 class QCFlag(str, Enum):
-    """Why a segmentation is degenerate; the measurements of a flagged cell are NaN or zero."""
+    """What a person should check in a segmentation (rules and weights: segmentation/qc.py).
+
+    ``blank_image``, ``no_cell`` and ``no_nucleus`` mark a degenerate mask (measurements NaN
+    or zero); the others mark a mask that exists but may be wrong, or was corrected.
+    """
 
     BLANK_IMAGE = "blank_image"
     NO_CELL = "no_cell"
     NO_NUCLEUS = "no_nucleus"
+    NUCLEUS_INVERTED = "nucleus_inverted"
+    RING_NUCLEUS = "ring_nucleus"
+    MULTIPLE_CELLS = "multiple_cells"
+    NC_RATIO_EXTREME = "nc_ratio_extreme"
+    NUCLEUS_INVERTED_FIXED = "nucleus_inverted_fixed"
+    DEBRIS_REMOVED = "debris_removed"
+    #: the refiner's labels were not used (see :func:`leukoscope.segmentation.refine.refine_result`)
+    REFINER_SKIPPED = "refiner_skipped"

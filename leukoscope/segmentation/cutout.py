@@ -1,11 +1,11 @@
-"""Single-cell cut-outs of detected white cells, in the style of C-NMC.
+"""Single-cell cut-outs in the style of C-NMC: of detected white cells, and of expert-masked crops.
 
 C-NMC cells are 450x450 images in which the segmented cell keeps its pixels and everything
 else is black (0, 0, 0). :func:`cut_out` makes the same from a field and one
 :class:`~leukoscope.segmentation.fields.Detection`, so that the rest of leukoscope
 (segmentation with ``background=black``, features, classifiers) reads it as it reads C-NMC.
 
-The rule:
+The rule of :func:`cut_out`:
 
 - the cell's pixels are copied, every other pixel is black;
 - a cell pixel that would read as black (every channel at most
@@ -17,6 +17,12 @@ The rule:
 - the cell's bounding box is centred in the square (an odd leftover pixel goes right/below).
 
 A cell cut by the field's edge is cut out as it is seen (its ``touches_edge`` flag says so).
+
+The mask C-NMC's cells were cut with is seldom exact: a ring of the surrounding smear
+(plasma, red cells, pieces of neighbours) often stays round the cell. :func:`expert_cutout`
+makes such cut-outs from an expert-masked crop (ALL-IDB2, Zheng), for benchmarks and tests:
+everything farther than ``margin`` pixels from the expert's cell mask is blacked out, and the
+expert labels stay the ground truth of the cut-out.
 """
 
 from __future__ import annotations
@@ -89,3 +95,43 @@ def _resize_labels(labels: np.ndarray, target: tuple[int, int]) -> np.ndarray:
     cell = cv2.resize((labels > 0).astype(np.float32), target, interpolation=cv2.INTER_AREA) >= 0.5
     nucleus = cv2.resize((labels == NUCLEUS).astype(np.float32), target, interpolation=cv2.INTER_AREA) >= 0.5
     return np.where(cell & nucleus, NUCLEUS, np.where(cell, CYTOPLASM, 0)).astype(np.uint8)
+
+
+def expert_cutout(image: np.ndarray, labels: np.ndarray, *, margin: int) -> np.ndarray:
+    """Black out everything outside the expert cell mask dilated by ``margin`` pixels.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 ndarray
+        RGB crop.
+    labels : (H, W) uint8 ndarray
+        Expert labels, 0 background, 1 cytoplasm, 2 nucleus (any non-zero pixel is cell).
+    margin : int
+        Radius in pixels of the disc the cell mask is dilated with (0: the cell exactly).
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+        A copy of ``image``, (0, 0, 0) wherever the Euclidean distance to the nearest cell
+        pixel is more than ``margin`` (a dilation by the disc of pixel offsets
+        ``dx**2 + dy**2 <= margin**2``).
+
+    Raises
+    ------
+    ValueError
+        Sizes differ, ``margin`` is negative, or the image is not RGB uint8.
+    """
+    image = check_rgb(image)
+    labels = np.asarray(labels)
+    if labels.shape != image.shape[:2]:
+        raise ValueError(f"labels are {labels.shape} but the image is {image.shape[:2]}; they must match")
+    if margin < 0:
+        raise ValueError(f"margin must be 0 or more pixels, got {margin}")
+    keep = (labels > 0).astype(np.uint8)
+    if margin:
+        offsets = np.arange(-margin, margin + 1)
+        disc = (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= margin**2).astype(np.uint8)
+        keep = cv2.dilate(keep, disc, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    out = image.copy()
+    out[keep == 0] = 0
+    return out

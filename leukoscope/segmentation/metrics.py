@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from leukoscope.segmentation.labels import NUCLEUS, as_label_mask
+
 
 def _pair(predicted: np.ndarray, expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     predicted = np.asarray(predicted, dtype=bool)
@@ -71,20 +73,21 @@ def label_scores(predicted: np.ndarray, expected: np.ndarray) -> dict[str, float
 
     Parameters
     ----------
-    predicted, expected : (H, W) uint8 ndarray
-        Label masks: 0 background, 1 cytoplasm, 2 nucleus.
+    predicted, expected : (H, W) integer or bool ndarray
+        Label masks: 0 background, 1 cytoplasm, 2 nucleus (see
+        :func:`~leukoscope.segmentation.labels.as_label_mask`).
 
     Returns
     -------
     dict
         ``dice_cell``, ``dice_nucleus``, ``iou_cell``, ``iou_nucleus``.
     """
-    predicted = np.asarray(predicted)
-    expected = np.asarray(expected)
+    predicted = as_label_mask(predicted)
+    expected = as_label_mask(expected)
     scores = {}
     for name, pred, true in (
         ("cell", predicted > 0, expected > 0),
-        ("nucleus", predicted == 2, expected == 2),
+        ("nucleus", predicted == NUCLEUS, expected == NUCLEUS),
     ):
         scores[f"dice_{name}"] = dice(pred, true)
         scores[f"iou_{name}"] = iou(pred, true)

@@ -1,4 +1,11 @@
-"""Pictures for a person to check masks: contour overlays, a montage of them, whole fields."""
+"""Pictures for a person to check masks: contour overlays, a montage of them, whole fields.
+
+An overlay can be drawn on a contrast-stretched copy of the cell (``stretch=True``: the
+1st-99th percentile of all three channels within the cell mapped to 0-255, the same map for
+each channel so hues keep their balance; a pale cut-out or a dark smear then shows its
+nucleus and cytoplasm plainly) and carry a legend strip under the picture
+(``legend=True``) naming the outline colours.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,18 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from leukoscope.segmentation.cell import NUCLEUS
 from leukoscope.segmentation.channels import check_rgb
+from leukoscope.segmentation.enhance import stretch_contrast
 from leukoscope.segmentation.fields import Detection
+from leukoscope.segmentation.labels import NUCLEUS, as_label_mask
 
 CELL_COLOUR = (0, 255, 255)  # cyan
 NUCLEUS_COLOUR = (255, 255, 0)  # yellow
 BOX_COLOUR = (255, 0, 255)  # magenta: detected cells in a field
 TRUTH_COLOUR = (0, 200, 0)  # green: annotated boxes
+LEGEND_NAMES = ("cell", "nucleus")
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+TEXT_COLOUR = (255, 255, 255)
 
 
 def contour_width(shape: tuple[int, ...]) -> int:
@@ -29,11 +40,55 @@ def _inner_boundary(mask: np.ndarray, width: int) -> np.ndarray:
     return (mask != 0) & (eroded == 0)
 
 
+def stretch_cell(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """A copy of the image stretched from the 1st-99th percentile of its channels within the cell.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 ndarray
+        The RGB image.
+    labels : (H, W) uint8 ndarray
+        Any non-zero pixel is cell; with no cell pixel, the non-black pixels (all pixels on
+        an image without black) give the percentiles.
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+        The stretched copy (:func:`~leukoscope.segmentation.enhance.stretch_contrast` of the
+        three channels side by side, so one linear map serves all); black stays black.
+    """
+    image = check_rgb(image)
+    region = np.asarray(labels) > 0
+    if not region.any():
+        region = image.max(axis=2) > 0
+    height, width = region.shape
+    out = stretch_contrast(image.reshape(height, width * 3), mask=np.repeat(region, 3, axis=1))
+    out = out.reshape(image.shape)
+    out[image.max(axis=2) == 0] = 0
+    return out
+
+
+def _legend_strip(width: int, colours: tuple[tuple[int, int, int], ...], names: tuple[str, ...]) -> np.ndarray:
+    """A black strip naming each outline colour, as wide as the picture."""
+    scale = max(0.3, min(0.5, width / 400))
+    height = max(12, round(28 * scale))
+    strip = np.zeros((height, width, 3), dtype=np.uint8)
+    x = 3
+    for colour, name in zip(colours, names):
+        cv2.line(strip, (x, height // 2), (x + round(20 * scale), height // 2), colour, max(1, round(4 * scale)))
+        x += round(24 * scale)
+        cv2.putText(strip, name, (x, height // 2 + round(8 * scale)), FONT, scale, TEXT_COLOUR, 1, cv2.LINE_AA)
+        x += cv2.getTextSize(name, FONT, scale, 1)[0][0] + round(12 * scale)
+    return strip
+
+
 def draw_overlay(
     image: np.ndarray,
     labels: np.ndarray,
     *,
     colours: tuple[tuple[int, int, int], tuple[int, int, int]] = (CELL_COLOUR, NUCLEUS_COLOUR),
+    stretch: bool = False,
+    legend: bool = False,
 ) -> np.ndarray:
     """The image with the cell outline in cyan and the nucleus outline in yellow.
 
@@ -41,30 +96,36 @@ def draw_overlay(
     ----------
     image : (H, W, 3) uint8 ndarray
         The RGB image.
-    labels : (H, W) uint8 ndarray
-        0 background, 1 cytoplasm, 2 nucleus.
+    labels : (H, W) integer or bool ndarray
+        0 background, 1 cytoplasm, 2 nucleus (see
+        :func:`~leukoscope.segmentation.labels.as_label_mask`).
     colours : ((R, G, B), (R, G, B))
         Outline colours of the cell and of the nucleus.
+    stretch : bool
+        Draw on :func:`stretch_cell` of the image instead of the image itself.
+    legend : bool
+        Add a black strip under the picture naming the two outline colours.
 
     Returns
     -------
-    (H, W, 3) uint8 ndarray
+    (H, W, 3) or (H + S, W, 3) uint8 ndarray
         A copy of the image with both outlines drawn just inside each region, about
-        :func:`contour_width` pixels wide.
+        :func:`contour_width` pixels wide; ``S`` (12 to 14 pixels) more rows with a legend.
     """
     image = check_rgb(image)
-    labels = np.asarray(labels)
+    labels = as_label_mask(labels)
     if labels.shape != image.shape[:2]:
         raise ValueError(f"labels are {labels.shape} but the image is {image.shape[:2]}; they must match")
-    out = image.copy()
+    out = stretch_cell(image, labels) if stretch else image.copy()
     left, top, box_width, box_height = cv2.boundingRect((labels > 0).view(np.uint8))
-    if box_width == 0:
-        return out
-    box = (slice(top, top + box_height), slice(left, left + box_width))  # outlines lie inside the cell
-    width = contour_width(labels.shape)
-    window, region = out[box], labels[box]
-    window[_inner_boundary(region > 0, width)] = colours[0]
-    window[_inner_boundary(region == 2, width)] = colours[1]
+    if box_width:
+        box = (slice(top, top + box_height), slice(left, left + box_width))  # outlines lie inside the cell
+        width = contour_width(labels.shape)
+        window, region = out[box], labels[box]
+        window[_inner_boundary(region > 0, width)] = colours[0]
+        window[_inner_boundary(region == NUCLEUS, width)] = colours[1]
+    if legend:
+        out = np.concatenate([out, _legend_strip(out.shape[1], colours, LEGEND_NAMES)], axis=0)
     return out
 
 
@@ -73,8 +134,9 @@ def cell_window(labels: np.ndarray, *, margin: float = 0.15) -> tuple[slice, sli
 
     Parameters
     ----------
-    labels : (H, W) uint8 ndarray
-        Label mask (any non-zero pixel is cell).
+    labels : (H, W) integer or bool ndarray
+        Label mask, 0/1/2 (see :func:`~leukoscope.segmentation.labels.as_label_mask`); any
+        non-zero pixel is cell.
     margin : float
         Added on each side, as a fraction of the cell's larger side.
 
@@ -84,7 +146,8 @@ def cell_window(labels: np.ndarray, *, margin: float = 0.15) -> tuple[slice, sli
         Rows and columns of the window, clipped to the image; the whole image when the
         mask is empty.
     """
-    left, top, width, height = cv2.boundingRect((np.asarray(labels) > 0).view(np.uint8))
+    labels = as_label_mask(labels)
+    left, top, width, height = cv2.boundingRect((labels > 0).view(np.uint8))
     if width == 0:
         return slice(None), slice(None)
     half = max(width, height) * (0.5 + margin)
@@ -94,6 +157,14 @@ def cell_window(labels: np.ndarray, *, margin: float = 0.15) -> tuple[slice, sli
         slice(max(0, int(row - half)), min(rows, int(np.ceil(row + half)))),
         slice(max(0, int(col - half)), min(cols, int(np.ceil(col + half)))),
     )
+
+
+def _fit_caption(text: str, width: int) -> tuple[list[str], float]:
+    """Caption lines (split at newlines) and the font scale (0.3 to 0.4) that fits them in ``width``."""
+    lines = text.split("\n")
+    widest = max(cv2.getTextSize(line, FONT, 0.4, 1)[0][0] for line in lines)
+    scale = 0.4 if widest <= width else max(0.3, 0.4 * width / widest)
+    return lines, scale
 
 
 def montage(
@@ -106,7 +177,9 @@ def montage(
     tiles : sequence of (H, W, 3) uint8 ndarray
         The images (e.g. overlays); each is scaled to fit its square, keeping its aspect.
     captions : sequence of str
-        Short text drawn at the top left of each tile (e.g. the class); empty for none.
+        Short text drawn at the top left of each tile (e.g. the sample id and the class,
+        ``"UID_H10_43_1_hem\nHEM"``); a newline starts a second line, and a line too long
+        for the tile is drawn smaller (down to 3/4 size; longer lines run on); empty for none.
     tile_size : int
         Side of one square, in pixels.
     columns : int
@@ -133,8 +206,12 @@ def montage(
         left = (index % columns) * tile_size + (tile_size - width) // 2
         sheet[top : top + height, left : left + width] = small
         if captions and captions[index]:
-            origin = ((index % columns) * tile_size + 3, (index // columns) * tile_size + 14)
-            cv2.putText(sheet, captions[index], origin, cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+            lines, font_scale = _fit_caption(captions[index], tile_size - 6)
+            for number, line in enumerate(lines):
+                origin = ((index % columns) * tile_size + 3,
+                          (index // columns) * tile_size + 14 + number * round(30 * font_scale))
+                cv2.putText(sheet, line, origin, FONT, font_scale, (0, 0, 0), 2, cv2.LINE_AA)  # dark edge
+                cv2.putText(sheet, line, origin, FONT, font_scale, TEXT_COLOUR, 1, cv2.LINE_AA)
     return sheet
 
 

@@ -15,7 +15,12 @@ import numpy as np
 from leukoscope.segmentation.cell import SegmentationResult
 from leukoscope.segmentation.choices import QCFlag
 from leukoscope.segmentation.cleanup import clean_mask, remove_small_objects
+from leukoscope.segmentation.labels import as_label_mask
+from leukoscope.segmentation.qc import join_flags, label_flags, split_flags
 from leukoscope.segmentation.unet_encoding import decode_output, encode_input
+
+#: flags of the threshold result that describe the image, not the threshold labels: kept
+IMAGE_FLAGS = (QCFlag.MULTIPLE_CELLS, QCFlag.DEBRIS_REMOVED)
 
 
 def model_side(model: Any) -> int:
@@ -66,9 +71,10 @@ def refine_labels(
         A refiner: input ``(None, S, S, 5)``, output ``(None, S, S, 3)`` softmax.
     images : sequence of (H, W, 3) uint8 ndarray
         The RGB images (sizes may differ).
-    labels : sequence of (H, W) uint8 ndarray
-        Their threshold labels (0 background, 1 cytoplasm, 2 nucleus); an empty mask is
-        allowed, the network then works from the image alone.
+    labels : sequence of (H, W) integer or bool ndarray
+        Their threshold labels (0 background, 1 cytoplasm, 2 nucleus; see
+        :func:`~leukoscope.segmentation.labels.as_label_mask`); an empty mask is allowed, the
+        network then works from the image alone.
     min_size : int
         Smallest cell object kept (see :func:`tidy_labels`).
     batch_size : int
@@ -86,6 +92,7 @@ def refine_labels(
     """
     if len(images) != len(labels):
         raise ValueError(f"got {len(images)} images but {len(labels)} label masks; give one per image")
+    labels = [as_label_mask(mask) for mask in labels]
     side = model_side(model)
     refined: list[np.ndarray] = []
     for start in range(0, len(images), batch_size):
@@ -99,10 +106,53 @@ def refine_labels(
     return refined
 
 
+#: largest share of the cell (threshold or refined, whichever is larger) whose class the refiner may change
+MAX_CHANGE = 0.35
+#: smallest share of the threshold nucleus area the refined nucleus must keep
+MIN_NUCLEUS_KEPT = 0.5
+
+
+def refiner_doubt(threshold: np.ndarray, refined: np.ndarray) -> str:
+    """Why the refined labels should not replace the threshold labels, or ``""``.
+
+    The guard keeps the refiner from doing harm where it was not trained (e.g. a refiner trained
+    on smear crops applied to black-background cut-outs, where it shrank the nucleus to blobs):
+
+    - it changes the class of more than :data:`MAX_CHANGE` of the cell's pixels (cell = the union
+      of the threshold and the refined cell);
+    - it keeps less than :data:`MIN_NUCLEUS_KEPT` of a threshold nucleus' area;
+    - it leaves no cell where the thresholding found one.
+
+    A cell found where the thresholding found none is allowed.
+
+    Parameters
+    ----------
+    threshold, refined : (H, W) uint8 ndarray
+        Labels (0 background, 1 cytoplasm, 2 nucleus).
+
+    Returns
+    -------
+    str
+        The reason, empty when the refined labels may be used.
+    """
+    cell = (threshold > 0) | (refined > 0)
+    if not (threshold > 0).any():  # the refiner may find a cell the thresholding missed
+        return ""
+    changed = float(np.count_nonzero((threshold != refined) & cell)) / float(np.count_nonzero(cell))
+    nucleus_before, nucleus_after = np.count_nonzero(threshold == 2), np.count_nonzero(refined == 2)
+    if (threshold > 0).any() and not (refined > 0).any():
+        return "the refiner removed the whole cell"
+    if nucleus_before and nucleus_after < MIN_NUCLEUS_KEPT * nucleus_before:
+        return f"the refiner kept {nucleus_after / nucleus_before:.0%} of the nucleus (< {MIN_NUCLEUS_KEPT:.0%})"
+    if changed > MAX_CHANGE:
+        return f"the refiner changed {changed:.0%} of the cell (> {MAX_CHANGE:.0%})"
+    return ""
+
+
 def refine_result(
     model: Any, image: np.ndarray, result: SegmentationResult, *, min_size: int = 64
-) -> SegmentationResult:
-    """A threshold segmentation with its labels replaced by the refiner's.
+) -> tuple[SegmentationResult, str]:
+    """A threshold segmentation with its labels replaced by the refiner's, unless the guard doubts them.
 
     Parameters
     ----------
@@ -117,14 +167,22 @@ def refine_result(
 
     Returns
     -------
-    SegmentationResult
-        Same surround and thresholds; refined labels; ``qc_flag`` recomputed from them
-        (``no_cell``, ``no_nucleus`` or empty), so a cell the thresholding missed but the
-        refiner found is no longer flagged.
+    result : SegmentationResult
+        Same surround, thresholds and ``excluded_area``. With the refined labels, ``qc_flag``
+        holds the threshold result's :data:`IMAGE_FLAGS` and the flags of the refined labels
+        (:func:`~leukoscope.segmentation.qc.label_flags`), so a cell the thresholding missed
+        but the refiner found is no longer flagged; or, when :func:`refiner_doubt` objects,
+        the threshold labels with their flags and ``refiner_skipped``.
+    reason : str
+        Why the refiner was skipped, empty when its labels were used.
     """
     (labels,) = refine_labels(model, [image], [result.labels], min_size=min_size)
-    flag = "" if (labels == 2).any() else QCFlag.NO_NUCLEUS.value if labels.any() else QCFlag.NO_CELL.value
-    return dataclasses.replace(result, labels=labels, qc_flag=flag)
+    reason = refiner_doubt(result.labels, labels)
+    if reason:
+        skipped = join_flags([*split_flags(result.qc_flag), QCFlag.REFINER_SKIPPED])
+        return dataclasses.replace(result, qc_flag=skipped), reason
+    kept = [flag for flag in split_flags(result.qc_flag) if flag in IMAGE_FLAGS]
+    return dataclasses.replace(result, labels=labels, qc_flag=join_flags(kept + label_flags(image, labels))), ""
 
 
 __all__ = ["model_side", "refine_labels", "refine_result", "tidy_labels"]

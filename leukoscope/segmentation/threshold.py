@@ -141,6 +141,50 @@ def threshold_otsu(values: np.ndarray, *, nbins: int = 256) -> float:
     return float(centers[int(np.argmax(between))])
 
 
+def threshold_otsu3(values: np.ndarray, *, nbins: int = 256) -> tuple[float, float]:
+    """Otsu's method for three classes: the two thresholds that maximise the between-class variance.
+
+    Parameters
+    ----------
+    values : (...) ndarray
+        Pixel values of any shape (at least one value).
+    nbins : int
+        Histogram bins of floating-point values; integers get a bin per value.
+
+    Returns
+    -------
+    (float, float)
+        ``low <= high``; the classes are ``values <= low``, ``low < values <= high`` and
+        ``values > high`` (as ``skimage.filters.threshold_multiotsu`` with ``classes=3``).
+        With fewer than three distinct values, empty classes are allowed.
+
+    References
+    ----------
+    Otsu N. A threshold selection method from gray-level histograms. IEEE Trans Syst Man
+    Cybern 9(1):62-66, 1979. doi:10.1109/TSMC.1979.4310076
+    """
+    counts, centers = histogram(values, nbins=nbins)
+    occupied = np.flatnonzero(counts)
+    counts, centers = counts[occupied[0] : occupied[-1] + 1], centers[occupied[0] : occupied[-1] + 1]
+    if counts.size < 3:
+        return float(centers[0]), float(centers[-1] if counts.size > 1 else centers[0])
+    weights = counts.astype(np.float64) / counts.sum()
+    weight, moment = np.cumsum(weights), np.cumsum(weights * centers)
+    # classes [0..i], (i..j], (j..end]: between-class variance up to a constant, -inf where a
+    # class is empty (the middle class is empty or negative for every j <= i)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        outer = moment**2 / weight
+        upper = (moment[-1] - moment) ** 2 / (1.0 - weight)
+        middle_weight = weight[None, :] - weight[:, None]
+        between = (moment[None, :] - moment[:, None]) ** 2 / middle_weight
+    upper[-1] = -np.inf  # the brightest class would be empty
+    between[middle_weight <= 1e-12] = -np.inf
+    between += outer[:, None]
+    between += upper[None, :]
+    low, high = np.unravel_index(int(np.argmax(between)), between.shape)
+    return float(centers[low]), float(centers[high])
+
+
 _METHODS = {
     ThresholdMethod.OTSU: threshold_otsu,
     ThresholdMethod.TRIANGLE: threshold_triangle,

@@ -127,3 +127,23 @@ def test_a_weights_file_of_another_network_is_refused(tmp_path):
     with pytest.raises(ValueError, match="does not fit vgg16 .expected the official no-top file "
                                          "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"):
         get_backbone("vgg16").build(input_size=32, weights_path=str(path))
+
+
+@pytest.mark.slow
+def test_load_weights_into_a_built_network_equals_building_from_the_file(tmp_path):
+    import keras
+
+    spec = get_backbone("vgg16")
+    keras.utils.set_random_seed(1)
+    source = spec.build(input_size=32)
+    path = tmp_path / "vgg16.weights.h5"
+    source.save_weights(path)
+    keras.utils.set_random_seed(2)
+    target = spec.build(input_size=32)
+    spec.load_weights(target, str(path))
+    built = spec.build(input_size=32, weights_path=str(path))
+    for loaded, rebuilt, saved in zip(target.get_weights(), built.get_weights(), source.get_weights()):
+        np.testing.assert_array_equal(loaded, saved)
+        np.testing.assert_array_equal(rebuilt, saved)
+    with pytest.raises(ValueError, match="does not fit vgg19"):
+        get_backbone("vgg19").load_weights(get_backbone("vgg19").build(input_size=32), str(path))

@@ -23,8 +23,18 @@ def test_check_inputs_names_the_problem():
         check_inputs(image, np.zeros((4, 4), np.uint8))
     with pytest.raises(ValueError, match=r"values \[3, 255\]"):
         check_inputs(image, np.array([[0, 1, 2, 3, 255]] * 4, np.uint8))
-    with pytest.raises(ValueError, match="labels must be an"):
-        check_inputs(image, np.zeros((4, 5), np.int64))
+    with pytest.raises(ValueError, match="labels must be an integer or boolean array, got float32"):
+        check_inputs(image, np.zeros((4, 5), np.float32))
+
+
+def test_check_inputs_returns_uint8_labels_of_any_integer_or_bool_mask():
+    image = np.zeros((2, 3, 3), np.uint8)
+    labels = np.array([[0, 1, 2], [2, 1, 0]], np.uint8)
+    assert check_inputs(image, labels) is labels  # uint8 passes through, not copied
+    for dtype in (np.int32, np.int64, np.uint16):
+        np.testing.assert_array_equal(check_inputs(image, labels.astype(dtype)), labels)
+    assert check_inputs(image, labels > 0).dtype == np.uint8
+    assert CellImage(image, labels.astype(np.int32)).labels.dtype == np.uint8
 
 
 def test_crop_to_cell_keeps_one_pixel_margin_inside_the_image():

@@ -14,6 +14,7 @@ from leukoscope.features.registry import (
     data_dictionary,
     feature_names,
 )
+from leukoscope.segmentation import as_label_mask
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "features.md"
 PREFIX = {Family.INTENSITY: "intensity_", Family.HARALICK: "haralick_", Family.MORPHOLOGY: "morph_",
@@ -107,3 +108,27 @@ def test_position_in_the_frame_does_not_matter(cell):
     big_image[50:50 + image.shape[0], 90:90 + image.shape[1]] = image
     big_labels[50:50 + labels.shape[0], 90:90 + labels.shape[1]] = labels
     assert compute_features(big_image, big_labels) == compute_features(image, labels)
+
+
+@pytest.mark.parametrize("form", ["int32", "int64", "uint16", "cell_and_nucleus"])
+def test_any_integer_mask_or_two_boolean_masks_give_the_uint8_values(cell, form):
+    image, labels = cell
+    mask = as_label_mask(cell=labels > 0, nucleus=labels == 2) if form == "cell_and_nucleus" else labels.astype(form)
+    assert compute_features(image, mask) == compute_features(image, labels)
+    for family, spec in FAMILIES.items():
+        assert spec.compute(image, mask) == spec.compute(image, labels), family
+
+
+def test_a_boolean_mask_is_a_cell_without_nucleus(cell):
+    image, labels = cell
+    read, expected = compute_features(image, labels > 0), compute_features(image, (labels > 0).astype(np.uint8))
+    np.testing.assert_equal(read.values, expected.values)  # NaN (empty nucleus) in the same places
+    assert read.qc_flag == expected.qc_flag and "intensity:nucleus:empty" in read.qc_flag
+
+
+def test_a_mask_with_other_values_is_refused_with_the_fix(cell):
+    image, labels = cell
+    with pytest.raises(ValueError, match=r"labels holds values \[255\].*as_label_mask\(cell=mask > 0\)"):
+        compute_features(image, (labels > 0).astype(np.int32) * 255)
+    with pytest.raises(ValueError, match="labels must be an integer or boolean array, got float64"):
+        compute_features(image, labels.astype(float))

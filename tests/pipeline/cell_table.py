@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 
 from leukoscope.pipeline.atomic import write_png
-from leukoscope.pipeline.layout import sha256_file
+from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.graph import mark_done
+from leukoscope.pipeline.layout import Stage, sha256_file
+from leukoscope.pipeline.rundir import RunDir
 
 #: (subject, label, split): 3 ALL and 3 HEM training subjects, 1 + 1 preliminary-test subjects.
 SUBJECTS = [
@@ -35,8 +38,8 @@ def cell_image(seed: int, *, blast: bool, size: int = 40) -> tuple[np.ndarray, n
 def write_cells(root: Path, *, cells: int = 3, size: int = 40, run_path: Path | None = None) -> pd.DataFrame:
     """Write ``cells`` PNG cells per subject of :data:`SUBJECTS` and return the samples table.
 
-    With ``run_path``, also write what the segmentation stage would: ``segmentation/masks/<id>.png``
-    label masks and a ``segmentation.csv``.
+    With ``run_path``, also write what the segmentation stage would under the default config:
+    ``segmentation/masks/<id>.png`` label masks, a ``segmentation.csv`` and the stage's record.
     """
     rows = []
     for s, (subject, label, split) in enumerate(SUBJECTS):
@@ -49,6 +52,8 @@ def write_cells(root: Path, *, cells: int = 3, size: int = 40, run_path: Path | 
                 write_png(labels, run_path / "segmentation" / "masks" / f"{sample_id}.png")
             rows.append({"sample_id": sample_id, "path": str(path), "label": label,
                          "subject": subject, "split": split, "sha256": sha256_file(path)})
+    samples = pd.DataFrame(rows)
     if run_path is not None:
         (run_path / "segmentation" / "segmentation.csv").write_text("sample_id,qc_flag\n")
-    return pd.DataFrame(rows)
+        mark_done(Stage.SEGMENTATION, Config(), RunDir(run_path), samples)
+    return samples

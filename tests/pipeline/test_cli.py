@@ -7,6 +7,7 @@ import pytest
 from leukoscope.pipeline import cli, graph
 from leukoscope.pipeline.choices import TableFormat
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.tables import read_dictionary, read_features, read_table
 
 from .cnmc_tree import make_cnmc_tree
@@ -34,7 +35,8 @@ def test_flags_override_the_config_file(tmp_path):
 def test_prepare_run_writes_manifest_rejected_and_run_json(tmp_path):
     base = make_cnmc_tree(tmp_path / "data", drop_prelim_files=1)
     config = Config().with_overrides({"data.path": str(base), "run.out": str(tmp_path / "run"), "run.quiet": True})
-    run, samples = cli.prepare_run(config, "segment")
+    run = RunDir(tmp_path / "run")
+    samples = cli.prepare_run(config, run)
     manifest = pd.read_csv(run.manifest_path, dtype=str, keep_default_na=False)
     assert list(manifest.columns) == ["sample_id", "path", "label", "subject", "split", "sha256"]
     assert len(manifest) == len(samples) == 12 + 2 + 2

@@ -1,7 +1,11 @@
+import os
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from leukoscope.pipeline.choices import DatasetKind
+from leukoscope.pipeline.dataset_base import MAX_ID
 from leukoscope.pipeline.datasets import (
     DatasetError,
     detect_kind,
@@ -10,6 +14,7 @@ from leukoscope.pipeline.datasets import (
     make_sample_id,
     parse_cnmc_name,
 )
+from leukoscope.pipeline.layout import RUN_MARKER
 
 from .cnmc_tree import PRELIM, TRAIN, make_cnmc_tree, tiny_bmp
 
@@ -114,6 +119,26 @@ def test_class_folders(tmp_path):
         "mixed__c": ("", ""),
         "normal__sub__b": ("HEM", ""),
     }
+
+
+def test_run_directories_inside_the_data_are_not_scanned(tmp_path):
+    tiny_bmp(tmp_path / "all" / "a.png")
+    tiny_bmp(tmp_path / "all" / "run" / "segmentation" / "overlays" / "all__a.png")
+    (tmp_path / "all" / "run" / RUN_MARKER).write_text("a run directory")
+    assert list(load_dataset(tmp_path).samples["sample_id"]) == ["all__a"]
+
+
+def test_long_sample_ids_end_with_a_hash_and_names_that_are_not_utf8_are_rejected(tmp_path):
+    long_id = make_sample_id("d" * 60 + "/" + "c" * 248 + ".bmp")
+    assert len(long_id) == MAX_ID and long_id.startswith("d" * 60 + "__c") and long_id[-17] == "_"
+    assert make_sample_id("d" * 60 + "/" + "c" * 247 + "x.bmp") != long_id
+    tiny_bmp(tmp_path / "hem" / "b.png")
+    bad = os.fsencode(tmp_path / "hem") + b"/caf\xe9.png"
+    Path(os.fsdecode(bad)).write_bytes((tmp_path / "hem" / "b.png").read_bytes())
+    loaded = load_dataset(tmp_path)
+    assert list(loaded.samples["sample_id"]) == ["hem__b"]
+    assert [row["path"] for row in loaded.rejected] == [f"{tmp_path / 'hem'}/caf\\xe9.png"]
+    assert "not valid UTF-8" in loaded.rejected[0]["reason"]
 
 
 def test_same_stem_other_extension_gets_distinct_ids(tmp_path):

@@ -119,12 +119,12 @@ def test_a_rerun_reads_no_field_and_a_changed_setting_removes_stale_cut_outs(all
     shutil.copytree(first.path, run.path, dirs_exist_ok=True)
     before = {p.name: p.read_bytes() for p in run.cutouts_dir.iterdir()}
     run.cutout_path("Im002_1__2").unlink()
-    cli.run_command("fields", _config(data, run.path))
+    cli.run_command("fields", _config(data.parent, run.path))  # the folder the first run read
     info = json.loads(run.info_path.read_text())["fields"]
     assert (info["computed"], info["from_cache"]) == (1, 7)  # only the field whose cut-out was gone
     assert {p.name: p.read_bytes() for p in run.cutouts_dir.iterdir()} == before
     # 1.5 red-cell discs of nucleus: the blasts' (2.1 discs) stay, the other cells (1.0) go
-    cli.run_command("fields", _config(data, run.path, **{"fields.min_nucleus_area": 1.5}))
+    cli.run_command("fields", _config(data.parent, run.path, **{"fields.min_nucleus_area": 1.5}))
     cells = _cells(run)
     assert cells["label"].tolist() == ["ALL"] * 5
     assert sorted(p.stem for p in run.cutouts_dir.iterdir()) == sorted(cells["sample_id"])

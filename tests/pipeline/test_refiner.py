@@ -13,7 +13,7 @@ from leukoscope.pipeline.demo import generate_demo
 from leukoscope.pipeline.groundtruth import match_masks, read_expert_mask
 from leukoscope.pipeline.imageio import read_image
 from leukoscope.pipeline.refiner_data import RefinerTrainingError, find_pairs
-from leukoscope.pipeline.refiner_model import SHIPPED_MODEL, THRESHOLD_COLOURS, RefinerModelError, load_refiner, sidecar
+from leukoscope.pipeline.refiner_model import SHIPPED_MODEL, RefinerModelError, load_refiner, sidecar
 from leukoscope.segmentation.cell import segment_cell
 from leukoscope.segmentation.metrics import label_scores
 from leukoscope.segmentation.refine import refine_labels
@@ -127,17 +127,20 @@ def test_train_refiner_needs_a_keras_file_name(demo, tmp_path, capsys):
     assert "must end in .keras" in capsys.readouterr().err
 
 
-def test_segment_with_a_refiner_writes_refined_masks_and_both_outlines(demo, tmp_path):
-    untrained, eraser = tmp_path / "untrained.keras", tmp_path / "eraser.keras"
+def test_segment_with_a_refiner_writes_refined_masks_and_the_guard_keeps_harmful_ones(demo, tmp_path):
+    untrained, eraser, unrecorded = (tmp_path / f"{n}.keras" for n in ("untrained", "eraser", "unrecorded"))
     save_keras(build_unet(side=32, depth=2, width=4), untrained)  # returns the threshold labels
+    save_keras(build_unet(side=32, depth=2, width=4), unrecorded)  # no record: trained on smear crops only
     model = build_unet(side=32, depth=2, width=4)
     kernel, bias = model.get_layer("threshold_prior").get_weights()
     model.get_layer("threshold_prior").set_weights([kernel, bias + np.array([20.0, 0.0, 0.0], dtype=np.float32)])
     save_keras(model, eraser)  # calls every pixel background
+    for path in (untrained, eraser):  # trained (say their records) on black-background cut-outs like the demo's
+        sidecar(path, ".json").write_text(json.dumps({"backgrounds": ["black", "smear"]}))
     common = ["segment", "--data", str(demo), "--masks", str(demo / "masks"), "--quiet"]
-    runs = {name: tmp_path / name for name in ("plain", "untrained", "eraser")}
+    runs = {name: tmp_path / name for name in ("plain", "untrained", "eraser", "unrecorded")}
     assert cli.main([*common, "--out", str(runs["plain"])]) == 0
-    for name in ("untrained", "eraser"):
+    for name in ("untrained", "eraser", "unrecorded"):
         assert cli.main([*common, "--out", str(runs[name]), "--refiner", "unet", "--refiner-model",
                          str(tmp_path / f"{name}.keras")]) == 0
 
@@ -145,20 +148,21 @@ def test_segment_with_a_refiner_writes_refined_masks_and_both_outlines(demo, tmp
         paths = sorted((run / "segmentation" / kind).glob("*.png"))
         return {p.name: cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in paths}
 
-    # nothing changed: same masks, and the threshold outlines are hidden under the refined ones
-    for kind in ("masks", "overlays"):
-        plain, same = read(runs["plain"], kind), read(runs["untrained"], kind)
-        assert plain.keys() == same.keys()
-        for name in plain:
-            np.testing.assert_array_equal(same[name], plain[name])
-    # everything erased: empty masks flagged no_cell, the threshold outlines show
-    assert not any(mask.any() for mask in read(runs["eraser"], "masks").values())
-    table = pd.read_csv(runs["eraser"] / "segmentation" / "segmentation.csv", keep_default_na=False)
-    assert (table["qc_flag"] == "no_cell").all()
-    overlay = read_image(next((runs["eraser"] / "segmentation" / "overlays").glob("*.png")))
-    assert (overlay == THRESHOLD_COLOURS[0]).all(axis=-1).any() and (overlay == THRESHOLD_COLOURS[1]).all(axis=-1).any()
+    def flags(name):
+        return pd.read_csv(runs[name] / "segmentation" / "segmentation.csv", keep_default_na=False)["qc_flag"]
+
+    # nothing changed, a refiner that erases every cell, a refiner never trained on black surrounds: the
+    # masks and overlays stay the threshold's (the outlines of the refiner's input hidden under them)
+    for name in ("untrained", "eraser", "unrecorded"):
+        for kind in ("masks", "overlays"):
+            plain, same = read(runs["plain"], kind), read(runs[name], kind)
+            assert plain.keys() == same.keys()
+            for image in plain:
+                np.testing.assert_array_equal(same[image], plain[image])
+    assert (flags("untrained") == flags("plain")).all()
+    assert (flags("eraser") == "refiner_skipped").all() and (flags("unrecorded") == "refiner_skipped").all()
     info = json.loads((runs["eraser"] / "run.json").read_text())["segmentation"]["refiner"]
-    assert info["model"] == str(eraser.resolve()) and len(info["sha256"]) == 64
+    assert info["model"] == str(eraser.resolve()) and len(info["sha256"]) == 64 and info["skipped"] == len(flags("plain"))
     assert "refiner" not in json.loads((runs["plain"] / "run.json").read_text())["segmentation"]
 
 

@@ -9,7 +9,7 @@ import pytest
 from leukoscope.pipeline.atomic import atomic_path, write_csv
 from leukoscope.pipeline.cache import ResultCache
 from leukoscope.pipeline.layout import sha256_file
-from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.rundir import RunDir, RunDirError
 
 
 def test_sha256_of_known_bytes(tmp_path):
@@ -29,16 +29,61 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert os.listdir(tmp_path) == ["out.csv"]
 
 
-def test_reject_deduplicates_by_path_and_stage(tmp_path):
+def test_reject_keeps_every_distinct_row_once(tmp_path):
     run = RunDir(tmp_path / "run")
     run.ensure_rejected()
     assert list(run.read_rejected().columns) == ["path", "stage", "reason"]
-    run.reject([{"path": "a.bmp", "reason": "empty"}], stage="segment")
-    run.reject([{"path": "a.bmp", "reason": "empty (0 bytes)"}, {"path": "b.bmp", "reason": "x"}], stage="segment")
-    run.reject([{"path": "a.bmp", "stage": "features", "reason": "no mask"}])
+    run.reject([{"path": "a.bmp", "reason": "row 2: empty"}], stage="segment")
+    run.reject([{"path": "a.bmp", "reason": "row 3: empty"}, {"path": "b.bmp", "reason": "x"}], stage="segment")
+    run.reject([{"path": "a.bmp", "stage": "features", "reason": "no mask"}, {"path": "b.bmp", "stage": "segment",
+                                                                               "reason": "x"}])
     table = run.read_rejected()
-    assert len(table) == 3
-    assert table.set_index(["path", "stage"]).loc[("a.bmp", "segment"), "reason"] == "empty (0 bytes)"
+    assert table.values.tolist() == [["a.bmp", "segment", "row 2: empty"], ["a.bmp", "segment", "row 3: empty"],
+                                     ["a.bmp", "features", "no mask"], ["b.bmp", "segment", "x"]]
+
+
+def test_a_rejected_path_that_is_not_utf8_is_written_with_escapes(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.reject([{"path": os.fsdecode(b"/d/bad\xffname.bmp"), "reason": "r"}], stage="load")
+    assert run.read_rejected()["path"].tolist() == ["/d/bad\\xffname.bmp"]
+
+
+def test_a_foreign_rejected_csv_is_refused_with_its_path(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.rejected_path.write_text("id,comment\n1,mine\n", encoding="utf-8")
+    with pytest.raises(RunDirError, match=r"rejected.csv' has the columns \['id', 'comment'\].*not written by"):
+        run.read_rejected()
+
+
+def test_a_run_json_that_is_no_record_is_refused(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.info_path.write_text("[1, 2]\n", encoding="utf-8")
+    with pytest.raises(RunDirError, match="run.json' is not a run record leukoscope wrote"):
+        run.read_info()
+
+
+def test_stage_records_are_written_read_and_cleared(tmp_path):
+    run = RunDir(tmp_path / "run")
+    assert run.read_stage_record("handcrafted") == {}
+    run.write_stage_record("handcrafted", {"key": "k"})
+    assert run.stage_record("handcrafted") == run.path / "features" / ".handcrafted.stage.json"
+    assert run.read_stage_record("handcrafted") == {"key": "k"}
+    run.clear_stage_record("handcrafted")
+    assert run.read_stage_record("handcrafted") == {}
+
+
+def test_reset_keeps_the_caches_and_deletes_the_rest(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.start("segment", {})
+    kept = run.cache_root("segmentation") / "segment-1" / "a.npz"
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"entry")
+    run.mask_path("x").parent.mkdir(parents=True)
+    run.mask_path("x").write_bytes(b"png")
+    run.segmentation_table.write_text("t")
+    run.reset()
+    assert sorted(p.relative_to(run.path).as_posix() for p in run.path.rglob("*")) == [
+        "segmentation", "segmentation/cache", "segmentation/cache/segment-1", "segmentation/cache/segment-1/a.npz"]
 
 
 def test_run_json_records_config_versions_and_times(tmp_path):

@@ -8,10 +8,14 @@ regression on two feature sets.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from leukoscope.pipeline.atomic import TMP_MARK
 
@@ -38,6 +42,7 @@ feature_sets = ["handcrafted", "cnn"]
 inner_folds = 2
 bootstrap = 20
 """
+TIMEOUT = 180  # seconds one run may take on a loaded machine
 #: the files of a run that hold times or the command line, so differ between runs
 TIMESTAMPED = {"run.json"}
 
@@ -73,3 +78,34 @@ def assert_same_files(got: Path, expected: Path, under: str = "") -> None:
 def temporary_files(run: Path) -> list[Path]:
     """Half-written files (:func:`leukoscope.pipeline.atomic.atomic_path`) below ``run``."""
     return [p for p in run.rglob("*") if TMP_MARK in p.name]
+
+
+def live_members(group: int) -> list[int]:
+    """Processes of a process group that still run (zombies waiting for init do not)."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: ask the kernel, zombies included
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return []
+        return [group]
+    live = []
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+        if int(pgrp) == group and state != "Z":
+            live.append(int(stat.parent.name))
+    return live
+
+
+def wait_for_group_exit(process: subprocess.Popen, *, within: float) -> None:
+    """The run's main process and every worker it started end within ``within`` seconds."""
+    process.wait(timeout=TIMEOUT)
+    deadline = time.monotonic() + within
+    while live := live_members(process.pid):
+        if time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail(f"processes {live} of the run outlived it by {within:.0f} s")
+        time.sleep(0.05)

@@ -20,7 +20,7 @@ from leukoscope.pipeline import cli
 from leukoscope.pipeline.atomic import TMP_MARK
 from leukoscope.pipeline.rundir import RunDir
 
-from .demo_runs import DEMO, assert_same_files, start, temporary_files
+from .demo_runs import DEMO, TIMEOUT, assert_same_files, start, temporary_files, wait_for_group_exit
 
 pytestmark = pytest.mark.slow
 
@@ -31,38 +31,6 @@ KILL_POINTS = [
     ("features/cache/cnn_vgg16-*/*.npz", 8, "features/cnn_vgg16.csv"),
 ]
 ENTRIES = "*/cache/*/*.npz"
-TIMEOUT = 180  # seconds one run may take on a loaded machine
-
-
-def _live_members(group: int) -> list[int]:
-    """Processes of a process group that still run (zombies waiting for init do not)."""
-    proc = Path("/proc")
-    if not proc.is_dir():  # not Linux: ask the kernel, zombies included
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return []
-        return [group]
-    live = []
-    for stat in proc.glob("[0-9]*/stat"):
-        try:
-            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
-        except (OSError, IndexError, ValueError):
-            continue  # the process ended while we looked
-        if int(pgrp) == group and state != "Z":
-            live.append(int(stat.parent.name))
-    return live
-
-
-def _wait_for_group_exit(process: subprocess.Popen, *, within: float) -> None:
-    """The run's main process and every worker it started end within ``within`` seconds."""
-    process.wait(timeout=TIMEOUT)
-    deadline = time.monotonic() + within
-    while live := _live_members(process.pid):
-        if time.monotonic() > deadline:
-            os.killpg(process.pid, signal.SIGKILL)
-            pytest.fail(f"processes {live} of the run outlived it by {within:.0f} s")
-        time.sleep(0.05)
 
 
 def _signal_when(process: subprocess.Popen, run: Path, pattern: str, count: int, send) -> None:
@@ -90,7 +58,7 @@ def test_killed_in_every_step_then_resumed_gives_the_uninterrupted_files(demo_co
     for attempt, (pattern, count, output) in enumerate(KILL_POINTS):
         process = start(args, tmp_path / f"stderr{attempt}.txt")
         _signal_when(process, run, pattern, count, lambda pid: os.kill(pid, signal.SIGKILL))
-        _wait_for_group_exit(process, within=10)  # the loky workers notice and stop writing
+        wait_for_group_exit(process, within=10)  # the loky workers notice and stop writing
         assert process.returncode == -signal.SIGKILL
         assert not (run / output).exists(), f"killed after {output} was written: move the kill point"
         entries = _entries(run)
@@ -100,7 +68,7 @@ def test_killed_in_every_step_then_resumed_gives_the_uninterrupted_files(demo_co
     stray.write_bytes(b"half an entry")  # as a kill in the middle of a write leaves it
 
     process = start(args, tmp_path / "stderr_last.txt")
-    _wait_for_group_exit(process, within=10)
+    wait_for_group_exit(process, within=10)
     assert process.returncode == 0, (tmp_path / "stderr_last.txt").read_text()
     assert_same_files(run, reference_run)
     assert not temporary_files(run)
@@ -121,7 +89,7 @@ def test_ctrl_c_stops_the_workers_and_says_how_to_resume(demo_config, reference_
     _signal_when(process, run, "features/cache/handcrafted-*/*.npz", 4,
                  lambda pid: os.killpg(pid, signal.SIGINT))
     stopped = time.monotonic()
-    _wait_for_group_exit(process, within=10)
+    wait_for_group_exit(process, within=10)
     assert time.monotonic() - stopped < 10
     assert process.returncode == 130
     assert "interrupted; run the same command again to resume" in (tmp_path / "stderr.txt").read_text()

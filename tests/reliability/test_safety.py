@@ -26,30 +26,14 @@ from leukoscope.pipeline.datasets import make_sample_id
 from leukoscope.pipeline.demo import generate_demo
 from leukoscope.pipeline.rundir import RunDir
 
+from .integrity_data import write_config
+
 PACKAGE = Path(leukoscope.__file__).parent
 SOURCES = sorted(PACKAGE.rglob("*.py"))
 UNPICKLING_MODULES = {"pickle", "cPickle", "_pickle", "cloudpickle", "dill", "shelve", "marshal"}
 #: attribute calls that unpickle whatever file they are given
 UNPICKLING_CALLS = {("joblib", "load"), ("pd", "read_pickle"), ("pandas", "read_pickle"), ("torch", "load")}
 SAFE_ID = r"[A-Za-z0-9_-][A-Za-z0-9._-]*"
-CONFIG = """
-[run]
-jobs = 1
-quiet = true
-[segmentation]
-background = "black"
-[features]
-backbones = []
-[heads]
-backbones = []
-[compare]
-protocol = "stratified-cv"
-folds = 2
-inner_folds = 2
-models = ["logreg"]
-feature_sets = ["handcrafted"]
-bootstrap = 20
-"""
 
 
 def _calls(tree: ast.AST) -> list[tuple[str, str, ast.Call]]:
@@ -152,7 +136,7 @@ def manifest_run(tmp_path_factory):
     rows += [(f"../outside/{images[3].name}", "ALL"), ("imgs/missing.bmp", "HEM")]
     manifest = data / "labels.csv"
     pd.DataFrame(rows, columns=["path", "label"]).to_csv(manifest, index=False)
-    (root / "config.toml").write_text(CONFIG, encoding="utf-8")
+    write_config(root / "config.toml")
     out = root / "run"
     before = _snapshot(root, out)
     codes = [cli.main([command, "--config", str(root / "config.toml"), "--data", str(manifest), "--out", str(out)])

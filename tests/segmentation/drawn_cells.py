@@ -46,3 +46,34 @@ def smear_cell(size: int = 96, *, seed: int = 0, red_cell: bool = True) -> tuple
         paint[labels > 0] = labels[labels > 0]
     image = _paint(paint, {1: CYTOPLASM_RGB, 2: NUCLEUS_RGB, 3: RED_CELL_RGB}, SMEAR_RGB, seed)
     return image, labels
+
+
+def on_black(paint: np.ndarray, colours: dict[int, tuple[int, int, int]], *, seed: int = 0) -> np.ndarray:
+    """An image of painted labels (0 stays pure black), with a little noise on the rest."""
+    image = _paint(paint, colours, (0, 0, 0), seed)
+    image[paint == 0] = 0
+    return image
+
+
+def discs(size: int, *circles: tuple[int, int, int, int]) -> np.ndarray:
+    """A label image of filled circles ``(row, col, radius, value)`` drawn in order."""
+    labels = np.zeros((size, size), np.uint8)
+    for row, col, radius, value in circles:
+        cv2.circle(labels, (col, row), radius, value, -1)
+    return labels
+
+
+DEBRIS_RGB = (200, 185, 110)  # yellowish fragment
+SCENE_COLOURS = {1: CYTOPLASM_RGB, 2: NUCLEUS_RGB, 4: SMEAR_RGB, 5: RED_CELL_RGB, 6: DEBRIS_RGB}
+#: the main cell of every scene: cytoplasm radius 36 round a nucleus of radius 18, at the centre
+MAIN_CELL = ((80, 80, 36, 1), (80, 84, 18, 2))
+
+
+def scene(*circles: tuple[int, int, int, int], bars: tuple[tuple[int, int, int, int, int], ...] = ()) -> np.ndarray:
+    """A 160x160 label image of circles ``(row, col, radius, value)`` and, where still empty,
+    bars ``(row0, col0, row1, col1, value)``; values as in :data:`SCENE_COLOURS`."""
+    labels = discs(160, *circles)
+    for row0, col0, row1, col1, value in bars:
+        window = labels[row0:row1, col0:col1]
+        window[window == 0] = value
+    return labels

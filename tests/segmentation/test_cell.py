@@ -12,6 +12,7 @@ from leukoscope.pipeline.config import SegmentationConfig
 from leukoscope.segmentation.cell import BLACK_LEVEL, detect_background, is_blank, segment_cell
 from leukoscope.segmentation.choices import Background, QCFlag
 from leukoscope.segmentation.metrics import label_scores
+from leukoscope.segmentation.qc import nucleus_contrast
 
 from .drawn_cells import black_cell, smear_cell
 
@@ -48,6 +49,9 @@ def test_measurements_row():
     assert row["cell_area"] == row["nucleus_area"] + row["cytoplasm_area"]
     assert row["nucleus_cell_ratio"] == pytest.approx(row["nucleus_area"] / row["cell_area"])
     assert row["background"] == "black"
+    assert list(row) == ["background", "cell_threshold", "nucleus_threshold", "cell_area", "nucleus_area",
+                         "cytoplasm_area", "nucleus_cell_ratio", "qc_flag", "qc_score", "excluded_area"]
+    assert row["qc_flag"] == "" and row["qc_score"] == 0.0 and row["excluded_area"] == 0
 
 
 @pytest.mark.parametrize("value", [0, 255, 128])
@@ -95,6 +99,39 @@ def test_bad_input():
         segment_cell(np.zeros((10, 10, 3), np.float64))
     with pytest.raises(ValueError, match="not a valid Channel"):
         segment_cell(black_cell()[0], nucleus_channel="purple")
+
+
+def _demo_cells(tmp_path) -> list[np.ndarray]:
+    from leukoscope.pipeline.demo import generate_demo
+    from leukoscope.pipeline.imageio import read_image
+
+    top = generate_demo(tmp_path, subjects=4, cells=16)
+    return [read_image(str(path)) for path in sorted(top.rglob("*.bmp"))]
+
+
+def _adversarial_cells() -> list[np.ndarray]:
+    """Synthetic cells whose stain channel is higher on the (bright, bluish) cytoplasm."""
+    from leukoscope.pipeline.synthetic import Stain, synthesize_cell
+
+    stain = Stain(nucleus_rgb=(80.0, 60.0, 100.0), cytoplasm_rgb=(150.0, 165.0, 240.0),
+                  brightness=1.0, gradient=0.1, noise=5.0)
+    return [synthesize_cell(np.random.default_rng(seed), blast=seed % 2 == 0, stain=stain, size=225)[0]
+            for seed in range(4)]
+
+
+def test_no_brighter_nucleus_leaves_without_a_flag(tmp_path):
+    """Issue #15: on C-NMC-style cells a "nucleus" brighter than its cytoplasm is fixed or flagged."""
+    demo, adversarial = _demo_cells(tmp_path), _adversarial_cells()
+    assert len(demo) == 16
+    for image in demo + adversarial:
+        result = segment_cell(image, background="black")
+        if nucleus_contrast(image, result.labels) < 0:
+            assert result.qc_flag, "a brighter nucleus left without a flag"
+    for image in demo:  # the demo's stains are the usual ones: nothing to fix or flag
+        assert segment_cell(image, background="black").qc_flag == ""
+    for image in adversarial:  # the stain channel picks the cytoplasm; luminance puts it right
+        result = segment_cell(image, background="black")
+        assert result.qc_flag == "nucleus_inverted_fixed" and nucleus_contrast(image, result.labels) > 0
 
 
 @pytest.mark.shared_data

@@ -45,3 +45,14 @@ def test_label_scores_of_cell_and_nucleus():
     assert scores["dice_cell"] == 1.0 and scores["iou_cell"] == 1.0
     assert scores["dice_nucleus"] == pytest.approx(2 * 1 / 3)
     assert scores["iou_nucleus"] == pytest.approx(1 / 2)
+
+
+def test_label_scores_read_any_integer_labels_and_refuse_other_values():
+    predicted = np.array([[0, 1, 2, 2]], np.int64)
+    expected = np.array([[0, 2, 2, 0]], np.int32)
+    scores = label_scores(predicted, expected)
+    # cell: 3 and 2 pixels, 2 shared; nucleus: 2 and 2 pixels, 1 shared
+    assert scores == {"dice_cell": pytest.approx(4 / 5), "dice_nucleus": pytest.approx(2 / 4),
+                      "iou_cell": pytest.approx(2 / 3), "iou_nucleus": pytest.approx(1 / 3)}
+    with pytest.raises(ValueError, match=r"labels holds values \[255\]"):
+        label_scores(predicted * 0 + 255, expected)  # a raw 0/255 expert mask must be decoded first

@@ -12,6 +12,7 @@ from leukoscope.segmentation.overlay import (
     contour_width,
     draw_overlay,
     montage,
+    stretch_cell,
 )
 
 
@@ -62,6 +63,47 @@ def test_montage_grid_and_captions():
     assert montage([], tile_size=8).shape == (8, 8, 3)
     with pytest.raises(ValueError, match="one per tile"):
         montage(tiles, captions=["x"])
+
+
+def test_stretch_maps_the_cell_percentiles_to_the_full_range():
+    image = np.zeros((30, 30, 3), np.uint8)
+    labels = _labels()
+    image[labels == 1] = (100, 110, 120)
+    image[labels == 2] = (60, 70, 80)
+    out = stretch_cell(image, labels)
+    # one map for all channels: 60 -> 0 and 120 -> 255 (1st and 99th percentiles of all values),
+    # v -> round((v - 60) * 255 / 60), halves to even: 70 -> 42.5 -> 42, 110 -> 212.5 -> 212
+    assert tuple(out[15, 15]) == (0, 42, 85) and tuple(out[6, 6]) == (170, 212, 255)
+    assert not out[0, 0].any()  # black stays black
+    np.testing.assert_array_equal(stretch_cell(image, np.zeros_like(labels)), out)  # non-black pixels
+
+
+def test_legend_strip_and_stretched_overlay():
+    image = np.full((30, 30, 3), 100, np.uint8)
+    plain = draw_overlay(image, _labels(), stretch=True)
+    with_legend = draw_overlay(image, _labels(), stretch=True, legend=True)
+    assert with_legend.shape[0] > 30 and with_legend.shape[1] == 30
+    np.testing.assert_array_equal(with_legend[:30], plain)
+    strip = with_legend[30:]
+    assert (strip == CELL_COLOUR).all(axis=2).any() and (strip == NUCLEUS_COLOUR).all(axis=2).any()
+    assert draw_overlay(image, np.zeros((30, 30), np.uint8), legend=True).shape[0] > 30
+
+
+def test_long_captions_shrink_and_break_lines():
+    tiles = [np.zeros((20, 20, 3), np.uint8)] * 2
+    short = montage(tiles[:1], captions=["ALL"], tile_size=64)
+    long = montage(tiles[:1], captions=["UID_H10_43_1_hem\nHEM"], tile_size=64)
+    assert short[20:].sum() == 0  # one line of text, at the top
+    assert long[16:32].sum() > 0  # a second line under the first
+
+
+def test_integer_and_boolean_masks_draw_like_uint8_labels():
+    image = np.full((30, 30, 3), 100, np.uint8)
+    expected = draw_overlay(image, _labels())
+    np.testing.assert_array_equal(draw_overlay(image, _labels().astype(np.int32)), expected)
+    assert cell_window(_labels() > 0) == cell_window(_labels())
+    with pytest.raises(ValueError, match=r"labels holds values \[255\]"):
+        draw_overlay(image, (_labels() > 0).astype(np.uint8) * 255)
 
 
 def test_a_field_overlay_draws_truth_boxes_detection_boxes_and_outlines():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from leukoscope.segmentation.cell import segment_cell
-from leukoscope.segmentation.refine import model_side, refine_labels, refine_result, tidy_labels
+from leukoscope.segmentation.refine import model_side, refine_labels, refine_result, refiner_doubt, tidy_labels
 from leukoscope.segmentation.unet import build_unet
 
 from .test_unet import cell_image, disc_labels
@@ -70,10 +70,54 @@ def test_refine_result_recomputes_the_qc_flag(untrained):
     image = cell_image(labels)
     result = segment_cell(image, background="smear", min_size=4)
     missed = dataclasses.replace(result, labels=np.zeros_like(labels), qc_flag="no_cell")
-    refined = refine_result(untrained, image, missed, min_size=4)
-    assert refined.qc_flag == "no_cell" and not refined.labels.any()  # untrained: nothing to add
-    kept = refine_result(untrained, image, dataclasses.replace(result, labels=labels), min_size=4)
-    assert kept.qc_flag == "" and kept.cell_threshold == result.cell_threshold
-    no_nucleus = refine_result(untrained, image, dataclasses.replace(result, labels=(labels > 0).astype(np.uint8)),
-                               min_size=4)
+    refined, reason = refine_result(untrained, image, missed, min_size=4)
+    assert refined.qc_flag == "no_cell" and not refined.labels.any() and reason == ""  # untrained: nothing to add
+    kept, reason = refine_result(untrained, image, dataclasses.replace(result, labels=labels), min_size=4)
+    assert kept.qc_flag == "" and kept.cell_threshold == result.cell_threshold and reason == ""
+    no_nucleus, _ = refine_result(untrained, image, dataclasses.replace(result, labels=(labels > 0).astype(np.uint8)),
+                                  min_size=4)
     assert no_nucleus.qc_flag == "no_nucleus"
+    # what the image held is kept, what the threshold made of the nucleus is judged again
+    flagged = dataclasses.replace(result, labels=labels, qc_flag="multiple_cells;nucleus_inverted_fixed",
+                                  excluded_area=7)
+    again, _ = refine_result(untrained, image, flagged, min_size=4)
+    assert again.qc_flag == "multiple_cells" and again.excluded_area == 7
+
+
+def test_integer_and_boolean_threshold_masks_are_read_as_labels(untrained):
+    labels = disc_labels(40, 15, 6)
+    image = cell_image(labels)
+    (expected,) = refine_labels(untrained, [image], [labels], min_size=16)
+    (from_int,) = refine_labels(untrained, [image], [labels.astype(np.int32)], min_size=16)
+    np.testing.assert_array_equal(from_int, expected)
+    with pytest.raises(ValueError, match=r"labels holds values \[255\]"):
+        refine_labels(untrained, [image], [(labels > 0).astype(np.uint8) * 255])
+
+
+def test_the_guard_keeps_the_threshold_labels_where_the_refiner_does_harm():
+    threshold = disc_labels(40, 15, 8)
+    assert refiner_doubt(threshold, threshold) == ""
+    blobs = (threshold > 0).astype(np.uint8)
+    blobs[19:21, 19:21] = 2  # the nucleus shrunk to a blob (4 of ~200 pixels)
+    assert refiner_doubt(threshold, blobs).startswith("the refiner kept 2% of the nucleus")
+    assert refiner_doubt(threshold, np.zeros_like(threshold)) == "the refiner removed the whole cell"
+    grown = disc_labels(40, 19, 8)  # cell 1.6x larger: 36% of the union changed class
+    assert refiner_doubt(threshold, grown).startswith("the refiner changed 36% of the cell")
+    assert refiner_doubt(np.zeros_like(threshold), threshold) == ""  # a cell found where none was: allowed
+
+
+def test_refine_result_skips_a_refiner_that_erases_the_nucleus():
+    model = build_unet(side=32, depth=2, width=4)
+    prior = model.get_layer("threshold_prior")
+    prior.set_weights([np.zeros_like(w) for w in prior.get_weights()])
+    correction = model.get_layer("correction_logits")
+    kernel, bias = correction.get_weights()
+    correction.set_weights([np.zeros_like(kernel), np.array([0.0, 10.0, 0.0], dtype=bias.dtype)])  # all cytoplasm
+    labels = disc_labels(32, 12, 5)
+    image = cell_image(labels)
+    result = segment_cell(image, background="smear", min_size=4)
+    out, reason = refine_result(model, image, dataclasses.replace(result, labels=labels), min_size=4)
+    assert out.qc_flag == "refiner_skipped" and "of the nucleus" in reason
+    np.testing.assert_array_equal(out.labels, labels)
+    flagged = dataclasses.replace(result, labels=labels, qc_flag="debris_removed")
+    assert refine_result(model, image, flagged, min_size=4)[0].qc_flag == "debris_removed;refiner_skipped"

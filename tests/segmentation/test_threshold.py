@@ -12,6 +12,7 @@ from leukoscope.segmentation.threshold import (
     compute_threshold,
     histogram,
     threshold_otsu,
+    threshold_otsu3,
     threshold_triangle,
     threshold_zack,
 )
@@ -102,3 +103,24 @@ def test_agrees_with_scikit_image_on_real_images(shared_data, channel):
         values = extract_channel(read_image(path), channel)
         assert abs(threshold_triangle(values) - skimage.filters.threshold_triangle(values)) <= 1, path.name
         assert abs(threshold_otsu(values) - skimage.filters.threshold_otsu(values)) <= 1, path.name
+
+
+def test_otsu3_hand_computed():
+    # Three equal spikes at 10, 20, 60: the classes are the spikes, so the thresholds are
+    # the last level of the first two classes (10 and 20), as in scikit-image.
+    values = _values({10: 5, 20: 5, 60: 5})
+    assert threshold_otsu3(values) == (10.0, 20.0)
+    assert tuple(skimage.filters.threshold_multiotsu(values, classes=3)) == (10, 20)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_otsu3_agrees_with_scikit_image(seed):
+    rng = np.random.default_rng(seed)
+    parts = [rng.normal(rng.uniform(30, 200), rng.uniform(4, 20), rng.integers(200, 3000)) for _ in range(3)]
+    values = np.clip(np.concatenate(parts), 0, 255).astype(np.uint8)
+    assert threshold_otsu3(values) == tuple(float(t) for t in skimage.filters.threshold_multiotsu(values, classes=3))
+
+
+def test_otsu3_degenerate_inputs():
+    assert threshold_otsu3(np.full(7, 9, np.uint8)) == (9.0, 9.0)
+    assert threshold_otsu3(_values({3: 2, 4: 5})) == (3.0, 4.0)

@@ -13,8 +13,8 @@ the heads' predictions, and writes::
     RUN/compare/feature_sets.csv   per feature set: weights, columns, rows missing/dropped/imputed
     RUN/compare/confusion_matrices.png, roc_curves.png, report.md, report.html
 
-The report ends with the statistics stage's section on the handcrafted features (univariate
-table and figures, :mod:`leukoscope.pipeline.report_statistics`) when they are up to date.
+When handcrafted features are compared, the report ends with the statistics stage's section on
+them (univariate table and figures, :mod:`leukoscope.pipeline.report_statistics`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from leukoscope.classifiers.models import fit_predict, predict_labels
 from leukoscope.classifiers.splits import Split, encode_labels, iter_splits, resolve_protocol
 from leukoscope.pipeline.atomic import write_csv
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.layout import PREDICTION_COLUMNS, RunLayout, Stage, cnn_name, head_name
 from leukoscope.pipeline.parallel import parallel_map
 from leukoscope.pipeline.report import write_report
@@ -340,7 +341,7 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
     write_csv(counts, out / "feature_sets.csv")
     files = write_report(out, results=results, predictions=predictions, feature_sets=counts,
                          protocol=protocol, config=config, n_folds=len(splits),
-                         sections=statistics_section(config, run, out))
+                         sections=statistics_section(run, out) if _needs_handcrafted(config) else [])
     run.update_info(compare={"protocol": protocol.value, "folds": len(splits), "results": len(results),
                              "weights": weights})
     for path in files:
@@ -365,5 +366,6 @@ STAGE = StageSpec(
     needs=_needs,
     active=lambda config: True,
     done=lambda config, layout: layout.compare_file("results.csv").exists(),
+    settings=settings_of("compare", "features", "heads", "run.seed"),
     check=_check,
 )

@@ -35,6 +35,7 @@ from leukoscope.pipeline.embedding_stream import (
     iter_pooled,
     set_keras_threads,
 )
+from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.layout import META_COLUMNS, WEIGHTS_COLUMN, RunLayout, Stage, cnn_name
 from leukoscope.pipeline.parquet_copies import embeddings_dictionary, sync_copy, written
 from leukoscope.pipeline.rundir import RunDir
@@ -140,6 +141,7 @@ STAGE = StageSpec(
     needs=lambda config: (Stage.SEGMENTATION,) if config.features.mask_background else (),
     active=lambda config: bool(config.features.backbones),
     done=_done,
+    settings=settings_of("features", "run.seed"),
     check=lambda config, samples: check_backbones(config.features.backbones, weights=config.features.weights),
 )
 

@@ -44,6 +44,7 @@ from leukoscope.features.registry import (
 from leukoscope.pipeline.atomic import atomic_path, remove_leftovers, write_csv
 from leukoscope.pipeline.cache import ResultCache
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.imageio import ImageReadError, MaskReadError, read_image, read_label_mask
 from leukoscope.pipeline.layout import (
     META_COLUMNS,
@@ -251,5 +252,6 @@ STAGE = StageSpec(
     needs=lambda config: (Stage.SEGMENTATION,),
     active=lambda config: bool(config.features.families),
     done=lambda config, layout: written([layout.handcrafted_table], config.features.format),
+    settings=settings_of("features.families", "features.haralick_distance", "features.haralick_levels"),
     consumer=MeasureCell,
 )

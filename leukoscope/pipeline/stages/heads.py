@@ -51,6 +51,7 @@ from leukoscope.classifiers.metrics import predict_labels
 from leukoscope.classifiers.splits import encode_labels, iter_splits, resolve_protocol
 from leukoscope.pipeline.atomic import save_keras, write_csv, write_json, write_png
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.console import import_keras
 from leukoscope.pipeline.embedding_stream import (
     EmbeddingJob,
     NetworkCache,
@@ -61,6 +62,7 @@ from leukoscope.pipeline.embedding_stream import (
     set_keras_threads,
 )
 from leukoscope.pipeline.figures import learning_curve
+from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.layout import PREDICTION_COLUMNS, WEIGHTS_COLUMN, RunLayout, Stage, head_name
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
@@ -136,8 +138,7 @@ def _collect(job: EmbeddingJob, run: RunDir, samples: pd.DataFrame, *, quiet: bo
 @contextlib.contextmanager
 def _dtype_policy(mixed_precision: bool) -> Iterator[None]:
     """Build and train under ``mixed_float16`` when asked (GPUs), restoring the policy after."""
-    import keras
-
+    keras = import_keras()
     before = keras.config.dtype_policy()
     if mixed_precision:
         keras.config.set_dtype_policy("mixed_float16")
@@ -336,6 +337,7 @@ STAGE = StageSpec(
     needs=lambda config: (Stage.SEGMENTATION,) if config.heads.mask_background else (),
     active=lambda config: bool(config.heads.backbones),
     done=lambda config, layout: not missing_heads(config, layout),
+    settings=settings_of("heads", "features", "compare.protocol", "compare.folds", "run.seed"),
     check=_check,
 )
 

@@ -3,10 +3,12 @@
 Writes, inside the run directory::
 
     segmentation/masks/<sample_id>.png      uint8 labels: 0 background, 1 cytoplasm, 2 nucleus
-    segmentation/overlays/<sample_id>.png   the image round the cell (cell_window), cell outline
-                                            cyan, nucleus outline yellow
-    segmentation/montage.png                up to 64 overlays, both classes, captioned
-    segmentation/segmentation.csv           one row per segmented sample (see COLUMNS)
+    segmentation/overlays/<sample_id>.png   the image round the cell (cell_window), contrast-stretched,
+                                            cell outline cyan, nucleus outline yellow, with a legend
+    segmentation/montage.png, montage_qc.png, gallery.html, qc_summary.csv
+                                            for a person to check (:mod:`..segmentation_qc`)
+    segmentation/segmentation.csv           one row per segmented sample (see MEASUREMENT_COLUMNS;
+                                            qc_flag, qc_score and excluded_area: docs/segmentation.md)
     segmentation/summary.csv                with --masks: Dice/IoU per class (also printed)
     segmentation/cache/segment-<settings>/<image sha256>.npz   one entry per finished sample
 
@@ -37,25 +39,26 @@ from leukoscope import __version__
 from leukoscope.pipeline.atomic import remove_leftovers, write_csv, write_png
 from leukoscope.pipeline.cache import ResultCache
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.groundtruth import MISSING, ExpertMaskError, MaskMatch, match_masks, read_expert_mask
 from leukoscope.pipeline.imageio import ImageReadError, read_image
 from leukoscope.pipeline.layout import META_COLUMNS, RunLayout, Stage, sha256_file
 from leukoscope.pipeline.parallel import parallel_map
 from leukoscope.pipeline.refiner_model import refine_segmentation, refiner_info, refiner_model_path
 from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.segmentation_qc import write_qc_outputs
 from leukoscope.pipeline.segmentation_settings import method_name, segmentation_options
 from leukoscope.pipeline.stage import CellConsumer, StageSpec
 from leukoscope.segmentation.cell import segment_cell
 from leukoscope.segmentation.choices import QCFlag
 from leukoscope.segmentation.metrics import label_scores
-from leukoscope.segmentation.overlay import cell_window, draw_overlay, montage
+from leukoscope.segmentation.overlay import cell_window, draw_overlay
 
 log = logging.getLogger(__name__)
 
-MONTAGE_LIMIT = 64
 MEASUREMENT_COLUMNS = [
     "background", "cell_threshold", "nucleus_threshold", "cell_area", "nucleus_area",
-    "cytoplasm_area", "nucleus_cell_ratio", "qc_flag",
+    "cytoplasm_area", "nucleus_cell_ratio", "qc_flag", "qc_score", "excluded_area",
 ]
 SCORE_COLUMNS = ["mask_status", "dice_cell", "dice_nucleus", "iou_cell", "iou_nucleus"]
 #: ``mask_status`` values: the expert mask was scored, or why not
@@ -149,7 +152,7 @@ def _segment_one(job: _Job, *, options: dict[str, Any], layout: RunLayout, evalu
             result, picture = refine_segmentation(refiner, image, result, min_size=options["min_size"])
         window = cell_window(result.labels)
         digests = (write_png(result.labels, outputs[0]),
-                   write_png(draw_overlay(picture[window], result.labels[window]), outputs[1]))
+                   write_png(draw_overlay(picture[window], result.labels[window], stretch=True, legend=True), outputs[1]))
         measurements = result.measurements()
         for consume in consumers:
             consume(image, result.labels, key, digests[0])
@@ -164,53 +167,12 @@ def _segment_one(job: _Job, *, options: dict[str, Any], layout: RunLayout, evalu
     return _Outcome(row, rejected, cached)
 
 
-def pick_montage(labels: list[str], *, limit: int = MONTAGE_LIMIT) -> list[int]:
-    """Positions of at most ``limit`` samples, spread evenly over each class, classes balanced.
-
-    Classes are taken in sorted order (``""``, unlabelled, first); each gets an equal share,
-    and a class with fewer samples than its share leaves the rest to the others.
-
-    Parameters
-    ----------
-    labels : list of str
-        The class of each sample.
-    limit : int
-        Most samples picked.
-
-    Returns
-    -------
-    list of int
-        Positions into ``labels``, grouped by class, in order within each class.
-    """
-    groups: dict[str, list[int]] = {}
-    for position, label in enumerate(labels):
-        groups.setdefault(label, []).append(position)
-    quota = dict.fromkeys(groups, 0)
-    left = min(limit, len(labels))
-    while left:
-        open_groups = [g for g in sorted(groups) if quota[g] < len(groups[g])]
-        share = max(1, left // len(open_groups))
-        for group in open_groups:
-            take = min(share, len(groups[group]) - quota[group], left)
-            quota[group] += take
-            left -= take
-    picked = []
-    for group in sorted(groups):
-        members = groups[group]
-        if quota[group]:
-            spots = np.linspace(0, len(members) - 1, quota[group]).round().astype(int)
-            picked.extend(members[i] for i in spots)
-    return picked
-
-
-def _write_montage(table: pd.DataFrame, layout: RunLayout) -> None:
-    picked = table.iloc[pick_montage(list(table["label"]))]
-    tiles, captions = [], []
-    for sample_id, label in zip(picked["sample_id"], picked["label"]):
-        overlay = cv2.imread(str(layout.overlay_path(sample_id)), cv2.IMREAD_COLOR)
-        tiles.append(cv2.cvtColor(overlay, cv2.COLOR_BGR2RGB))
-        captions.append(label or "?")
-    write_png(montage(tiles, captions=captions), layout.montage_path)
+def _remove_outputs_of_others(layout: RunLayout, sample_ids: set[str]) -> None:
+    """Delete the masks and overlays of samples no longer in the dataset (removed since a rerun)."""
+    for folder in layout.sample_folders:
+        for path in sorted(folder.glob("*.png")) if folder.is_dir() else []:
+            if path.stem not in sample_ids:
+                path.unlink(missing_ok=True)
 
 
 def summarize(table: pd.DataFrame, *, method: str) -> pd.DataFrame:
@@ -314,12 +276,22 @@ def run_segment(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
     table = pd.DataFrame(rows, columns=["sample_id"] + MEASUREMENT_COLUMNS + (SCORE_COLUMNS if evaluate else []))
     table = samples[META_COLUMNS].merge(table, on="sample_id", how="inner")[columns]
     write_csv(table, run.segmentation_table)
-    _write_montage(table, run)
+    _remove_outputs_of_others(run, set(samples["sample_id"]))
+    counts = write_qc_outputs(table, run)
     flagged = int((table["qc_flag"] != "").sum())
+    by_flag = counts[counts["qc_flag"] != ""].groupby("qc_flag")["cells"].sum()
     info: dict[str, Any] = {"segmented": len(table), "rejected": len(samples) - len(table), "qc_flagged": flagged,
+                            "qc_flags": {k: int(v) for k, v in by_flag.items()},
                             "computed": len(rows) - from_cache, "from_cache": from_cache}
+    if flagged:
+        log.info("segment: %d of %d cells flagged (%s); most doubtful first in %s and %s", flagged, len(table),
+                 ", ".join(f"{k} {v}" for k, v in info["qc_flags"].items()), run.montage_qc_path, run.gallery_path)
     if refiner:
-        info["refiner"] = refined
+        skipped = info["qc_flags"].get(QCFlag.REFINER_SKIPPED.value, 0)
+        info["refiner"] = {**refined, "skipped": skipped}
+        log.warning("segment: the refiner was skipped on %d of %d cells (qc_flag refiner_skipped: a surround it "
+                    "was not trained on, or it changed too much of the cell or lost the nucleus; their threshold "
+                    "masks are kept)", skipped, len(table))
     if evaluate:
         summary = summarize(table, method=method_name(config.segmentation))
         write_csv(summary, run.segmentation_summary)
@@ -339,4 +311,5 @@ STAGE = StageSpec(
     needs=lambda config: (),
     active=lambda config: True,
     done=lambda config, layout: layout.segmentation_table.exists(),
+    settings=settings_of("segmentation", "data.masks"),
 )

@@ -11,10 +11,9 @@ bootstrap replicates (docs/statistics.md)::
     RUN/features/statistics.json  settings, counts, figure captions (statistics_record)
 
 The univariate table and its figures need ALL and HEM cells; without both (an unlabelled
-dataset) only the subject table is written and ``statistics.json`` says why. The stage is done
-when its record matches the config and the ``handcrafted.csv`` in the run directory
-(:func:`~leukoscope.pipeline.statistics_record.up_to_date`), so a new qc rule or new features
-make the ``compare`` command recompute it.
+dataset) only the subject table is written and ``statistics.json`` says why. Its settings are
+``compare.qc``, ``features.statistics_bootstrap`` and ``run.seed``; with the stage graph's
+freshness records, a new qc rule or new handcrafted features make the next command recompute it.
 """
 
 from __future__ import annotations
@@ -33,10 +32,11 @@ from leukoscope.features.univariate import univariate_table as make_univariate_t
 from leukoscope.pipeline.atomic import write_json, write_png
 from leukoscope.pipeline.choices import TableFormat
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.layout import RunLayout, Stage
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
-from leukoscope.pipeline.statistics_record import FIGURES, outputs, settings, up_to_date
+from leukoscope.pipeline.statistics_record import FIGURES, outputs, read_record
 from leukoscope.pipeline.tables import read_features, write_table
 from leukoscope.pipeline.univariate_figures import effect_size_figure, subject_boxplots, volcano_figure
 
@@ -104,8 +104,8 @@ def run_statistics(config: Config, run: RunDir, samples: pd.DataFrame, consumers
         for name in FIGURES:
             image, captions[name] = made[name]
             write_png(image, run.statistics_figure(name))
-    record = {"settings": settings(config, run), "univariate": not skipped, "skipped": skipped, "counts": counts,
-              "figures": captions}
+    record = {"qc": qc.value, "bootstrap": n_boot, "seed": config.run.seed, "format": config.features.format.value,
+              "univariate": not skipped, "skipped": skipped, "counts": counts, "figures": captions}
     write_json(record, run.statistics_record)
     run.update_info(statistics={"univariate": not skipped, "skipped": skipped, "counts": counts, "qc": qc.value,
                                 "bootstrap": n_boot})
@@ -127,7 +127,8 @@ STAGE = StageSpec(
     run=run_statistics,
     needs=lambda config: (Stage.HANDCRAFTED,),
     active=lambda config: bool(config.features.families),
-    done=lambda config, layout: up_to_date(config, layout) is not None,
+    done=lambda config, layout: read_record(layout, config.features.format) is not None,
+    settings=settings_of("compare.qc", "features.statistics_bootstrap", "run.seed"),
 )
 
 __all__ = ["STAGE", "read_cells", "run_statistics"]

@@ -128,6 +128,8 @@ def test_official_protocol_and_head_predictions_are_merged(tmp_path):
     heads[[*PREDICTION_COLUMNS, "weights"]].to_csv(run.path / "heads" / "predictions.csv", index=False)
     cfg = config(run, **{"compare.protocol": "auto", "compare.feature_sets": "handcrafted,head",
                          "heads.backbones": "vgg16"})
+    for stage in ("handcrafted", "embeddings", "heads"):  # the files above are their outputs
+        graph.mark_done(stage, cfg, run, samples)
     run_stages("compare", cfg, run, samples)
     results = pd.read_csv(run.path / "compare" / "results.csv").set_index("feature_set")
     assert set(results["protocol"]) == {"official"}

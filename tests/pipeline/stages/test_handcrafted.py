@@ -155,6 +155,7 @@ def test_unusable_samples_are_rejected_and_the_rest_go_on(tmp_path):
     run.reject([{"path": paths[4], "reason": "blank image"},  # no mask written
                 {"path": paths[5], "reason": "expert mask unusable"}],  # but segmented
                stage="segmentation")
+    graph.mark_done("segmentation", _config(run), run, samples)  # the damage above is the segmentation's output
     run_stages("features", _config(run), run, samples)
     assert list(pd.read_csv(_csv(run), dtype=str)["sample_id"]) == ids[5:]
     rejected = run.read_rejected()

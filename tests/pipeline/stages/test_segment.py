@@ -15,7 +15,8 @@ from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.groundtruth import ExpertMaskError
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stages import segment
-from leukoscope.pipeline.stages.segment import SCORE_COLUMNS, pick_montage, run_segment
+from leukoscope.pipeline.segmentation_qc import pick_montage
+from leukoscope.pipeline.stages.segment import SCORE_COLUMNS, run_segment
 from leukoscope.segmentation.cell import segment_cell
 from leukoscope.segmentation.overlay import CELL_COLOUR, cell_window
 
@@ -74,9 +75,13 @@ def test_outputs_scores_and_bad_input(tmp_path, dataset, capsys):
         assert labels.dtype == np.uint8 and set(np.unique(labels)) == {0, 1, 2}
         overlay = cv2.imread(str(folder / "overlays" / f"{sample_id}.png"))
         rows, cols = cell_window(labels)
-        assert overlay.shape[:2] == labels[rows, cols].shape  # the window round the cell
+        window = labels[rows, cols].shape  # the window round the cell, and the legend below it
+        assert overlay.shape[1] == window[1] and window[0] < overlay.shape[0] <= window[0] + 16
         assert np.all(overlay == CELL_COLOUR[::-1], axis=2).any()  # cyan outline (BGR on disk)
     assert not (folder / "masks" / "black.png").exists()
+    for name in ("montage.png", "montage_qc.png", "gallery.html", "qc_summary.csv"):
+        assert (folder / name).stat().st_size > 0
+    assert "cell0" in (folder / "gallery.html").read_text()
     assert cv2.imread(str(folder / "montage.png")).shape == (128, 6 * 128, 3)
 
     status = dict(zip(table["sample_id"], table["mask_status"]))

@@ -59,9 +59,9 @@ def test_tables_follow_the_qc_rule_and_state_it(tmp_path, qc, n_cells, planted_c
     assert univariate.loc[PLANTED, "n_cells_all"] == 40 - 10 + planted_cells
     described = read_dictionary(run.subjects_table).set_index("name")["description"]
     assert f"qc rule '{qc}'" in described["n_cells"] and f"qc rule '{qc}'" in described[f"{PLANTED}__median"]
-    blocks = statistics_section(config, run, run.path / "compare")
+    blocks = statistics_section(run, run.path / "compare")
     assert f"QC rule '{qc}'" in to_markdown(blocks)
-    assert read_record(run)["settings"]["qc"] == qc
+    assert read_record(run)["qc"] == qc
 
 
 @pytest.mark.slow
@@ -79,16 +79,20 @@ def test_every_file_is_written_and_the_parquet_copies_equal_the_csv(tmp_path):
     assert record["univariate"] and list(record["figures"]) == list(FIGURES)
     assert record["counts"] == {"features": 32, "subjects_all": 4, "subjects_hem": 4, "cells_all": 40,
                                 "cells_hem": 40}
-    assert STAGE.done(config, run)
-    # another rule, bootstrap, format or handcrafted.csv: no longer done
-    assert not STAGE.done(_config(run, **{"compare.qc": "drop_flagged", "features.format": "parquet"}), run)
-    assert not STAGE.done(_config(run, **{"features.statistics_bootstrap": 300, "features.format": "parquet"}), run)
-    assert not STAGE.done(_config(run), run)
-    with open(run.handcrafted_table, "a") as handle:
-        handle.write("\n")
-    assert not STAGE.done(config, run)
+    assert STAGE.done(config, run) and STAGE.done(_config(run), run)
+    table_path(run.univariate_table, "parquet").unlink()
+    assert not STAGE.done(config, run) and STAGE.done(_config(run), run)  # csv needs no copy
     run_statistics(_config(run), run, pd.DataFrame())  # csv now: the stale Parquet copies go
     assert not table_path(run.subjects_table, "parquet").exists()
+
+
+def test_its_settings_are_the_qc_rule_the_replicates_and_the_seed():
+    config = Config()
+    base = STAGE.settings(config)
+    for key, value in (("compare.qc", "drop_flagged"), ("features.statistics_bootstrap", 10), ("run.seed", 3)):
+        assert STAGE.settings(config.with_overrides({key: value})) != base, key
+    for key, value in (("run.jobs", 2), ("features.format", "parquet"), ("compare.models", "knn")):
+        assert STAGE.settings(config.with_overrides({key: value})) == base, key
 
 
 def test_one_dominant_subject_the_report_shows_the_mixed_p_not_the_cell_t_test(tmp_path):
@@ -103,9 +107,9 @@ def test_one_dominant_subject_the_report_shows_the_mixed_p_not_the_cell_t_test(t
     row = read_table(run.univariate_table).iloc[0]
     assert cell_p < 1e-20 and row["mixed_p"] > 0.1 and row["mw_p"] > 0.1
     assert row["mixed_p"] > 1e15 * cell_p
-    table = next(b.table for b in statistics_section(config, run, run.path / "compare") if b.kind == "table")
+    table = next(b.table for b in statistics_section(run, run.path / "compare") if b.kind == "table")
     assert table["mixed p"].tolist() == [f"{row['mixed_p']:.3g}"]
-    assert f"{cell_p:.3g}" not in to_markdown(statistics_section(config, run, run.path / "compare"))
+    assert f"{cell_p:.3g}" not in to_markdown(statistics_section(run, run.path / "compare"))
 
 
 def test_cell_level_data_carry_the_warning_once(tmp_path):
@@ -113,7 +117,7 @@ def test_cell_level_data_carry_the_warning_once(tmp_path):
     run = _run(tmp_path, cells)
     config = _config(run)
     run_statistics(config, run, pd.DataFrame())
-    markdown = to_markdown(statistics_section(config, run, run.path / "compare"))
+    markdown = to_markdown(statistics_section(run, run.path / "compare"))
     assert markdown.count(CELL_LEVEL_NOTE) == 1 and "| note |" not in markdown
     assert (read_table(run.univariate_table)["level"] == "cell").all()
 
@@ -127,7 +131,7 @@ def test_unlabelled_cells_give_the_subject_table_only(tmp_path):
     record = read_record(run)
     assert not record["univariate"] and "both labels ALL and HEM" in record["skipped"]
     assert STAGE.done(config, run)
-    markdown = to_markdown(statistics_section(config, run, run.path / "compare"))
+    markdown = to_markdown(statistics_section(run, run.path / "compare"))
     assert "No univariate statistics: the cells need both labels" in markdown and "univariate.csv" not in markdown
 
 
@@ -142,22 +146,34 @@ def test_a_subject_with_two_labels_or_no_csv_is_a_user_error(tmp_path):
         run_statistics(_config(run), run, pd.DataFrame())
 
 
-def test_the_graph_runs_it_for_features_and_before_compare(tmp_path, monkeypatch):
+def test_the_graph_runs_it_for_features_and_before_compare_and_again_when_stale(tmp_path, monkeypatch):
     assert Stage.STATISTICS in graph.COMMANDS["features"]
     run = _run(tmp_path, demo_like_cells(subjects=4, cells=5))
+    samples = pd.DataFrame()
     config = _config(run, **{"compare.feature_sets": "handcrafted", "features.backbones": "none"})
+    run.stage_dir(Stage.SEGMENTATION)
+    run.segmentation_table.write_text("sample_id\n")
+    for stage in (Stage.SEGMENTATION, Stage.HANDCRAFTED):  # as finished stages leave them
+        graph.mark_done(stage, config, run, samples)
     assert Stage.STATISTICS in graph.STAGES[Stage.COMPARE].needs(config)
     assert Stage.STATISTICS not in graph.STAGES[Stage.COMPARE].needs(_config(run, **{"compare.feature_sets": "cnn"}))
     assert not graph.STAGES[Stage.STATISTICS].active(_config(run, **{"features.families": "none"}))
-    assert [s.name for s in plan(graph.COMMANDS["compare"], config, run)] == [Stage.STATISTICS, Stage.COMPARE]
+
+    def planned(**overrides) -> list[Stage]:
+        return [s.name for s in plan(graph.COMMANDS["compare"], config.with_overrides(overrides), run, samples)]
+
+    assert planned() == [Stage.STATISTICS, Stage.COMPARE]
     calls = []
     monkeypatch.setitem(graph.STAGES, Stage.COMPARE, dataclasses.replace(
         graph.STAGES[Stage.COMPARE], check=None, run=lambda *args: calls.append("compare")))
-    run_stages("compare", config, run, pd.DataFrame())
+    run_stages("compare", config, run, samples)
     assert calls == ["compare"] and read_record(run) is not None
-    assert [s.name for s in plan(graph.COMMANDS["compare"], config, run)] == [Stage.COMPARE]
-    new_rule = _config(run, **{"compare.feature_sets": "handcrafted", "compare.qc": "drop_flagged"})
-    assert [s.name for s in plan(graph.COMMANDS["compare"], new_rule, run)] == [Stage.STATISTICS, Stage.COMPARE]
+    assert planned() == planned(**{"run.jobs": 2}) == [Stage.COMPARE]
+    for key, value in (("compare.qc", "drop_flagged"), ("features.statistics_bootstrap", 100)):
+        assert planned(**{key: value}) == [Stage.STATISTICS, Stage.COMPARE], key
+    both = [Stage.HANDCRAFTED, Stage.STATISTICS, Stage.COMPARE]
+    assert planned(**{"features.format": "parquet"}) == both  # their Parquet copies are missing
+    assert planned(**{"features.families": "morphology"}) == both  # new handcrafted features
 
 
 @pytest.mark.slow
@@ -168,6 +184,7 @@ def test_the_compare_report_ends_with_the_section_and_its_figures(tmp_path):
     samples = cells[["sample_id", "subject", "label", "split"]].assign(path=cells["sample_id"], sha256="")
     config = _config(run, **{"compare.feature_sets": "handcrafted", "compare.models": "knn", "compare.folds": 3,
                              "compare.inner_folds": 2, "compare.bootstrap": 50, "features.backbones": "none"})
+    graph.mark_done(Stage.HANDCRAFTED, config, run, samples)
     assert run_stages("compare", config, run, samples) == ["statistics", "compare"]
     report = (run.path / "compare" / "report.md").read_text()
     section = report[report.index("## Handcrafted features one by one"):]
