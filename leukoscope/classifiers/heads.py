@@ -320,8 +320,8 @@ def fit_pooled_head(pooled: np.ndarray, mirrored: np.ndarray, y: np.ndarray,
     return model, history
 
 
-def predict_scores(model: keras.Model, x: Any, *, batch_size: int = 40) -> np.ndarray:
-    """P(ALL) of every sample (see :func:`head_scores`).
+def predict_outputs(model: keras.Model, x: Any, *, batch_size: int = 40) -> np.ndarray:
+    """The two sigmoid outputs of every sample, in :data:`CLASSES` order (HEM, ALL).
 
     Parameters
     ----------
@@ -334,13 +334,25 @@ def predict_scores(model: keras.Model, x: Any, *, batch_size: int = 40) -> np.nd
 
     Returns
     -------
-    (N,) float64 ndarray
+    (N, 2) float64 ndarray
+        Independent sigmoids (they need not sum to one): what the paper's Keras metrics count
+        (:func:`leukoscope.classifiers.keras_metrics.keras_elementwise_metrics`).
     """
     if not isinstance(x, np.ndarray):
-        return head_scores(model.predict(x, verbose=0))
+        return np.asarray(model.predict(x, verbose=0), dtype=np.float64)
     if len(x) == 0:
-        return np.empty(0)
-    return head_scores(model.predict(x, batch_size=batch_size, verbose=0))
+        return np.empty((0, len(CLASSES)))
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+
+
+def predict_scores(model: keras.Model, x: Any, *, batch_size: int = 40) -> np.ndarray:
+    """P(ALL) of every sample: :func:`head_scores` of :func:`predict_outputs`.
+
+    Returns
+    -------
+    (N,) float64 ndarray
+    """
+    return head_scores(predict_outputs(model, x, batch_size=batch_size))
 
 
 __all__ = [
@@ -359,6 +371,7 @@ __all__ = [
     "head_scores",
     "mirror_pairs",
     "one_hot",
+    "predict_outputs",
     "predict_scores",
     "unfreeze_top",
 ]

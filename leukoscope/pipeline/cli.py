@@ -125,13 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.choices[name].add_argument(
             "--format", help="features tables: csv, or parquet for a typed Parquet copy beside every CSV")
     compare = sub.choices["compare"]
-    compare.add_argument("--protocol", help="evaluation: auto, official, group-cv, stratified-cv")
+    compare.add_argument("--protocol", help="evaluation: auto, official, group-cv, stratified-cv, blocked-cv")
     compare.add_argument("--folds", type=int, help="outer cross-validation folds")
     compare.add_argument("--models", help="comma-separated: svm, logreg, rf, knn, xgboost")
     compare.add_argument("--feature-sets", dest="feature_sets", help="comma-separated: handcrafted, cnn, hybrid, head")
     compare.add_argument("--hybrid-pca", dest="hybrid_pca", type=int, help="PCA components of the embedding part of hybrid sets (0: none)")
     compare.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals")
-    compare.add_argument("--heads", help="backbones to fine-tune sigmoid heads for: comma-separated, 'all' or 'none'")
+    compare.add_argument("--heads", help="backbones to train sigmoid heads on (frozen; the paper's fine-tuning): "
+                                         "comma-separated, 'all' or 'none'")
     add_train_refiner_parser(sub)
     shown = sub.add_parser("config", help="list the shipped configs or print one",
                            description="List the configs shipped in the package, or print one to start your own from.")

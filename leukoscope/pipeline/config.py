@@ -146,7 +146,7 @@ class FeaturesConfig:
 
 @dataclass(frozen=True)
 class HeadsConfig:
-    """The reference paper's fine-tuned sigmoid heads (its values as defaults)."""
+    """Sigmoid heads trained on frozen backbones (the paper's fine-tuning; its values as defaults)."""
 
     backbones: tuple[Backbone, ...] = option((), "Backbones to train the paper's sigmoid head on (empty: none).")
     epochs: int = option(15, "Most epochs of the head's training (EarlyStopping may stop it sooner).", POSITIVE)
@@ -184,6 +184,12 @@ class CompareConfig:
                              Interval(0, meaning="0: no PCA"))
     bootstrap: int = option(1000, "Bootstrap resamples of the 95 % confidence intervals.",
                             Interval(0, meaning="0: none"))
+    block_size: int = option(10, "Consecutive image numbers per block under `blocked-cv` (a proxy for a source "
+                                 "field).", POSITIVE)
+    repeats: int = option(1, "Outer cross-validations, with fold seeds `run.seed` onwards; the report shows the "
+                             "mean and spread across them (5 for a paper; not with `official`).", POSITIVE)
+    nested: bool = option(True, "Score the selection-corrected headline: the model and feature set chosen on "
+                                "inner folds of each training part (several times the cost of the comparison).")
     qc: QcRule = option(QcRule.KEEP, "Cells with a qc_flag in the statistics of the features (subjects.csv, "
                                      "univariate.csv): `keep` them (only their undefined values are skipped) or "
                                      "`drop_flagged`.")
@@ -287,6 +293,10 @@ def _check_together(config: Config) -> None:
             raise ValueError(f"key 'features.weights': the folder '{features.weights}' lacks {', '.join(missing)}; "
                              "put the official Keras no-top files there (README, 'CNN backbones and weights') "
                              "or set weights = \"auto\"")
+    if config.compare.repeats > 1 and config.compare.protocol is Protocol.OFFICIAL:
+        raise ValueError(f"compare.repeats = {config.compare.repeats} repeats a cross-validation with other fold "
+                         "seeds, but compare.protocol = 'official' is one fixed split; set repeats = 1 or a "
+                         "cross-validation protocol")
     if heads.unfreeze_top > 0 and heads.fine_tune_epochs == 0:
         raise ValueError(f"heads.unfreeze_top = {heads.unfreeze_top} asks for a second fine-tuning phase but "
                          "heads.fine_tune_epochs is 0; set fine_tune_epochs (e.g. 5) or unfreeze_top = 0")

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def figure_to_array(fig: Figure) -> np.ndarray:
@@ -24,8 +25,9 @@ def figure_to_array(fig: Figure) -> np.ndarray:
 
 
 def learning_curve(history: pd.DataFrame, *, title: str, ylabel: str, groups: Sequence[str] = (),
-                   secondary: Sequence[tuple[str, str, str]] = (), secondary_label: str = "") -> np.ndarray:
-    """Training (solid) and validation (dashed, same colour) loss per epoch.
+                   secondary: Sequence[tuple[str, str, str]] = (), secondary_label: str = "",
+                   note: str = "") -> np.ndarray:
+    """Training (solid) and validation (dashed, same colour) loss per epoch (whole-number epoch ticks).
 
     Parameters
     ----------
@@ -39,6 +41,8 @@ def learning_curve(history: pd.DataFrame, *, title: str, ylabel: str, groups: Se
         Further lines on a second y axis (e.g. validation Dice).
     secondary_label : str
         Label of that axis.
+    note : str
+        A sentence printed small under the axes (e.g. why training loss can sit above validation).
 
     Returns
     -------
@@ -54,6 +58,7 @@ def learning_curve(history: pd.DataFrame, *, title: str, ylabel: str, groups: Se
         ax.plot(part["epoch"], part["val_loss"], ls="--", color=line.get_color(),
                 label=f"{prefix}validation" if groups else "validation loss")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     if secondary:
@@ -65,5 +70,9 @@ def learning_curve(history: pd.DataFrame, *, title: str, ylabel: str, groups: Se
         ax.legend(handles=handles, fontsize=7, loc="center right")
     else:
         ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=6, color="#444", wrap=True)
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+    else:
+        fig.tight_layout()
     return figure_to_array(fig)

@@ -14,13 +14,15 @@ Nothing else in leukoscope builds a path inside a run directory by hand; stages 
                           cache/fields-<settings>/<key>.npz
         segmentation/     masks/<id>.png, overlays/<id>.png, montage.png, segmentation.csv,
                           summary.csv, cache/segment-<settings>/<image sha256>.npz
-        features/         handcrafted.csv, columns.csv, cnn_<backbone>.csv (+ .parquet copies),
+        features/         handcrafted.csv, columns.csv, surround.csv, cnn_<backbone>.csv (+ .parquet copies),
                           subjects.csv, univariate.csv (+ .columns.csv, .parquet), statistics.json,
                           effect_sizes.png, volcano.png, subject_boxplots.png,
                           cache/{handcrafted,cnn_<backbone>[_mirror]}-<settings>/<key>.npz
         heads/            <backbone>/model.keras, head.json, history.csv, learning_curve.png;
                           predictions.csv
-        compare/          results.csv, predictions.csv, feature_sets.csv, report.md, report.html, *.png
+        compare/          results.csv, predictions.csv, feature_sets.csv, class_counts.csv, paired.csv,
+                          nested_chosen.csv, nested_inner_scores.csv, calibration.csv, repeats.csv,
+                          confound.csv, report.md, report.html, *.png
         <stage folder>/.<stage>.stage.json   what the stage's outputs were computed from
 """
 
@@ -56,6 +58,10 @@ QC_COLUMN = "qc_flag"
 WEIGHTS_COLUMN = "weights"
 #: out-of-fold predictions, written by the heads and compare stages
 PREDICTION_COLUMNS = ["sample_id", "subject", "protocol", "fold", "model", "feature_set", "y_true", "y_score", "y_pred"]
+#: the heads' two sigmoid outputs (HEM, ALL), kept beside P(ALL) in heads/predictions.csv
+HEAD_OUTPUT_COLUMNS = ["out_hem", "out_all"]
+#: the resampling unit of a compare prediction (subject, block, or "" for each cell its own)
+UNIT_COLUMN = "unit"
 
 #: folder of each stage's outputs (the embeddings are features too)
 _FOLDERS = {
@@ -241,6 +247,11 @@ class RunLayout:
     def columns_table(self) -> Path:
         return self.folder(Stage.HANDCRAFTED) / "columns.csv"
 
+    @property
+    def surround_table(self) -> Path:
+        """Colour of the pixels outside each cell (the confound check; not a feature set)."""
+        return self.folder(Stage.HANDCRAFTED) / "surround.csv"
+
     def embeddings_table(self, backbone: str) -> Path:
         return self.folder(Stage.EMBEDDINGS) / f"{cnn_name(backbone)}.csv"
 
@@ -278,7 +289,7 @@ class RunLayout:
 
 
 __all__ = [
-    "CACHE_FOLDER", "META_COLUMNS", "MANIFEST_COLUMNS", "PREDICTION_COLUMNS", "QC_COLUMN", "REJECTED_COLUMNS",
-    "RUN_MARKER", "WEIGHTS_COLUMN", "RunLayout", "Stage", "cache_key", "cnn_name", "cutout_id", "head_name",
-    "is_run_dir", "missing_mask_reason", "sha256_file",
+    "CACHE_FOLDER", "HEAD_OUTPUT_COLUMNS", "META_COLUMNS", "MANIFEST_COLUMNS", "PREDICTION_COLUMNS", "QC_COLUMN",
+    "REJECTED_COLUMNS", "RUN_MARKER", "UNIT_COLUMN", "WEIGHTS_COLUMN", "RunLayout", "Stage", "cache_key", "cnn_name",
+    "cutout_id", "head_name", "is_run_dir", "missing_mask_reason", "sha256_file",
 ]

@@ -1,31 +1,51 @@
-"""The comparison report: confusion-matrix grid, ROC curves, ``report.md`` and a self-contained ``report.html``.
+"""The comparison report: its sections as a list of blocks, written as ``report.md`` and ``report.html``.
 
-The report is built once as a list of blocks (headings, paragraphs, tables, images) and
-rendered twice, as Markdown and as HTML with the images embedded as base64, so the two
-always say the same thing. The HTML opens in a browser from disk, with no server and no
-network.
+:func:`build_blocks` concatenates one list of :class:`~leukoscope.pipeline.report_html.Block`
+per section (a new section is one more function appended there); :func:`write_report` draws the
+figures and renders the blocks twice, as Markdown and as one self-contained HTML page
+(:mod:`leukoscope.pipeline.report_html`), so the two always say the same thing.
+
+The report leads with what can be claimed: the selection-corrected headline, the majority
+baseline, the warnings (synthetic data, few subjects, a background that gives the label away,
+untrained CNN weights, image-level splits), and which rows the paired test cannot tell from the
+headline. No sentence names a "best" row.
 """
 
 from __future__ import annotations
 
-import base64
-import html
+import hashlib
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from sklearn.metrics import roc_curve
 
+from leukoscope import __version__
+from leukoscope.classifiers.baselines import CLEAR_MARGIN
+from leukoscope.classifiers.calibration import brier_score, reliability_bins
 from leukoscope.classifiers.choices import Protocol
-from leukoscope.classifiers.featuresets import cnn_name, head_name
-from leukoscope.classifiers.metrics import METRICS, confusion_matrix
+from leukoscope.classifiers.featuresets import head_name
+from leukoscope.classifiers.metrics import THRESHOLD
+from leukoscope.features.backbones import get_backbone
 from leukoscope.pipeline.atomic import write_png, write_text
+from leukoscope.pipeline.calibration_figures import reliability_figure
 from leukoscope.pipeline.choices import FIELD_KINDS
 from leukoscope.pipeline.config import Config
-from leukoscope.pipeline.figures import figure_to_array
+from leukoscope.pipeline.evaluation import BASELINE, HEADLINE, Evaluation, Role
+from leukoscope.pipeline.report_figures import confusion_grid, roc_figure
+from leukoscope.pipeline.report_html import Block, to_html, to_markdown
+from leukoscope.pipeline.report_tables import (
+    chosen_display,
+    confound_display,
+    counts_display,
+    fmt,
+    glossary,
+    paired_display,
+    results_table,
+    verdict,
+    with_interval,
+)
 
 PAPER_TABLE1 = pd.DataFrame(
     [
@@ -40,7 +60,8 @@ PAPER_TABLE1 = pd.DataFrame(
     columns=["paper_model", "backbone", "accuracy", "precision", "recall"],
 )
 """Table 1 ("Validation Metric") of the reference study (../shared/docs/reference-paper.txt):
-fine-tuned ImageNet backbones with a GlobalMaxPooling-Dropout-sigmoid head on C-NMC 2019."""
+sigmoid heads (GlobalMaxPooling, Dropout, Dense(2, sigmoid)) trained on frozen ImageNet backbones,
+which it calls fine-tuning, on C-NMC 2019; up to 15 epochs, input size and split not stated."""
 
 PROTOCOL_NOTES = {
     Protocol.OFFICIAL: (
@@ -53,140 +74,25 @@ PROTOCOL_NOTES = {
     ),
     Protocol.STRATIFIED_CV: (
         "stratified k-fold cross-validation over images: the data has no subject ids, so cells of "
-        "one patient may sit on both sides of a split, which can inflate every figure"
+        "one patient or source field may sit on both sides of a split, which can inflate every figure"
     ),
     Protocol.BLOCKED_CV: (
         "stratified k-fold cross-validation grouped by blocks of consecutive image numbers, a proxy for "
-        "the source fields the crops were cut from (the data has no subject ids)"
+        "the source fields the crops were cut from (the data has no subject ids; a block is not a known patient)"
     ),
 }
-MAX_PANELS = 36
 CONFUSION_PNG = "confusion_matrices.png"
 ROC_PNG = "roc_curves.png"
+RELIABILITY_PNG = "reliability.png"
+RUN_ONLY = ("out", "jobs", "backend", "scheduler", "quiet")
+"""``run`` keys that do not change a result (the repeatability tests check it): left out of the digest."""
 
 
-@dataclass(frozen=True)
-class Block:
-    """One piece of the report: ``kind`` is h1, h2, p, table or img (``text`` = its file name)."""
-
-    kind: str
-    text: str = ""
-    table: pd.DataFrame | None = None
-    caption: str = ""
-
-
-# -- figures --------------------------------------------------------------------------------
-def _best_per_feature_set(results: pd.DataFrame) -> pd.DataFrame:
-    ranked = results.sort_values("balanced_accuracy", ascending=False, na_position="last", kind="stable")
-    return ranked.drop_duplicates(["feature_set", "protocol"])
-
-
-
-
-def _rows_of(predictions: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
-    keys = ["model", "feature_set", "protocol"]
-    mask = np.logical_and.reduce([predictions[k] == row[k] for k in keys])
-    return predictions[mask]
-
-
-def confusion_grid(
-    results: pd.DataFrame, predictions: pd.DataFrame, *, max_panels: int = MAX_PANELS
-) -> tuple[np.ndarray, str]:
-    """Confusion matrices of the results rows as one image, and what it shows.
-
-    Every results row gets a panel when there are at most ``max_panels`` rows; otherwise only
-    the best model (balanced accuracy) of each feature set does.
-
-    Returns
-    -------
-    image : (H, W, 3) uint8 ndarray
-    caption : str
-    """
-    if len(results) <= max_panels:
-        rows, shown = results, "every model on every feature set"
-    else:
-        rows, shown = _best_per_feature_set(results), "the best model (balanced accuracy) of each feature set"
-    cols = min(5, max(len(rows), 1))
-    nrows = max(1, -(-len(rows) // cols))
-    fig = Figure(figsize=(2.6 * cols, 2.6 * nrows), dpi=90)
-    for k, (_, row) in enumerate(rows.iterrows()):
-        ax = fig.add_subplot(nrows, cols, k + 1)
-        part = _rows_of(predictions, row)
-        cm = confusion_matrix(part["y_true"], part["y_pred"])[::-1, ::-1]  # ALL first
-        ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(cm.max(), 1))
-        for i in range(2):
-            for j in range(2):
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center",
-                        color="white" if cm[i, j] > cm.max() / 2 else "black")
-        ax.set_xticks([0, 1], ["ALL", "HEM"], fontsize=7)
-        ax.set_yticks([0, 1], ["ALL", "HEM"], fontsize=7)
-        ax.set_xlabel("predicted", fontsize=7)
-        ax.set_ylabel("true", fontsize=7)
-        ax.set_title(f"{row['model']} / {row['feature_set']}", fontsize=7)
-    fig.tight_layout()
-    return figure_to_array(fig), f"Confusion matrices ({shown}); rows true, columns predicted."
-
-
-def roc_figure(results: pd.DataFrame, predictions: pd.DataFrame) -> tuple[np.ndarray, str]:
-    """ROC curves of the best model of each feature set as one image, and what it shows."""
-    fig = Figure(figsize=(6.5, 5.5), dpi=90)
-    ax = fig.add_subplot(1, 1, 1)
-    for _, row in _best_per_feature_set(results).iterrows():
-        part = _rows_of(predictions, row)
-        if part["y_true"].nunique() < 2:
-            continue
-        fpr, tpr, _ = roc_curve(part["y_true"], part["y_score"])
-        ax.plot(fpr, tpr, label=f"{row['feature_set']} ({row['model']}), AUC {row['roc_auc']:.3f}")
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
-    ax.set_xlabel("1 - specificity (HEM called ALL)")
-    ax.set_ylabel("sensitivity (ALL found)")
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return figure_to_array(fig), "ROC curves of the best model (balanced accuracy) of each feature set."
-
-
-# -- report ---------------------------------------------------------------------------------
-def _fmt(value: float) -> str:
-    return "n/a" if pd.isna(value) else f"{value:.3f}"
-
-
-def results_table(results: pd.DataFrame) -> pd.DataFrame:
-    """The results as displayed: sorted by balanced accuracy, metrics with their 95 % CI."""
-    ranked = results.sort_values("balanced_accuracy", ascending=False, na_position="last", kind="stable")
-    shown = ranked[["model", "feature_set", "weights", "n_train", "n_test"]].astype(str).copy()
-    for name in METRICS:
-        shown[name] = [
-            f"{_fmt(v)} [{_fmt(lo)}, {_fmt(hi)}]"
-            for v, lo, hi in zip(ranked[name], ranked[f"{name}_ci_low"], ranked[f"{name}_ci_high"])
-        ]
-    shown["subject_accuracy"] = [
-        "n/a" if n == 0 else f"{_fmt(v)} ({n})" for v, n in zip(ranked["subject_accuracy"], ranked["n_test_subjects"])
-    ]
-    return shown
-
-
-def _as_printed(value: float) -> str:
-    """The paper's own digits: four decimals, five where it printed five (0.70455)."""
-    text = f"{value:.5f}"
-    return text[:-1] if text.endswith("0") else text
-
-
-def paper_table(results: pd.DataFrame) -> pd.DataFrame:
-    """The paper's Table 1 beside this run's head and best classical model on each backbone."""
-    rows = []
-    for paper in PAPER_TABLE1.itertuples(index=False):
-        printed = " / ".join(_as_printed(v) for v in (paper.accuracy, paper.precision, paper.recall))
-        row = {"model (paper)": paper.paper_model, "paper acc / prec / rec": printed}
-        for label, feature_set in (("head", head_name(paper.backbone)),
-                                   ("best classical on embeddings", cnn_name(paper.backbone))):
-            ours = _best_per_feature_set(results[results["feature_set"] == feature_set])
-            row[f"ours: {label} acc / prec / rec"] = (
-                "not run" if ours.empty else
-                " / ".join(_fmt(ours.iloc[0][m]) for m in ("accuracy", "precision", "recall"))
-                + f" ({ours.iloc[0]['model']}, {ours.iloc[0]['weights']} weights)"
-            )
-        rows.append(row)
-    return pd.DataFrame(rows)
+def config_digest(config: Config) -> str:
+    """First 12 hex digits of the SHA-256 of the resolved config, without :data:`RUN_ONLY` keys."""
+    values = config.to_dict()
+    values["run"] = {k: v for k, v in values["run"].items() if k not in RUN_ONLY}
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def fields_origin(config: Config) -> str:
@@ -198,120 +104,290 @@ def fields_origin(config: Config) -> str:
             "each cell's subject is the field it came from, so no field has cells on both sides of a split.")
 
 
-def build_blocks(
-    *, results: pd.DataFrame, feature_sets: pd.DataFrame, protocol: Protocol, config: Config,
-    n_folds: int, captions: dict[str, str], sections: Sequence[Block] = (),
-) -> list[Block]:
-    """The report's content, independent of its format; ``sections`` come last (e.g.
-    :func:`leukoscope.pipeline.report_statistics.statistics_section`)."""
-    folds = "one split" if protocol is Protocol.OFFICIAL else f"{n_folds} folds, seed {config.run.seed}"
+def _names(frame: pd.DataFrame) -> str:
+    return ", ".join(f"{m} on {f}" for m, f in zip(frame["model"], frame["feature_set"])) or "none"
+
+
+# -- sections ---------------------------------------------------------------------------------
+def header_blocks(evaluation: Evaluation, config: Config, info: dict[str, Any]) -> list[Block]:
+    """Title, provenance, and every warning that qualifies the numbers below."""
+    argv = [str(a) for a in info.get("argv", [])]
+    command = " ".join(["leukoscope", *argv[1:]]) if argv else "not recorded"
     blocks = [
         Block("h1", "leukoscope comparison report"),
-        Block("p", f"Data: {config.data.path} (dataset {config.data.dataset.value}).{fields_origin(config)} "
-                   f"Protocol: {protocol.value} ({folds}): {PROTOCOL_NOTES[protocol]}. "
-                   f"Hyper-parameters tuned by {config.compare.inner_folds}-fold inner cross-validation on each "
-                   "training part only (grouped by subject when subjects are known). ALL is the positive class; "
-                   "a cell is called ALL when P(ALL) >= 0.5."),
-        Block("p", f"95 % confidence intervals: percentile bootstrap, {config.compare.bootstrap} replicates, "
-                   "resampling subjects (cells where subjects are unknown) within each class. "
-                   "subject_accuracy: per-subject majority vote (number of test subjects)."),
+        Block("p", f"Run stamp: started {info.get('started', 'not recorded')}; command: {command}", style="stamp"),
+        Block("p", f"leukoscope {__version__}; config digest {config_digest(config)} (the resolved config is in "
+                   f"run.json); data: {config.data.path} (dataset {config.data.dataset.value}).", style="meta"),
     ]
-    random_weights = results["weights"].astype(str).str.contains("random")
-    if random_weights.any():
-        blocks.append(Block("p", "Warning: rows with weights 'random' come from untrained CNNs (no ImageNet "
-                                 "weights were available); they are not ImageNet results."))
-    if protocol is Protocol.STRATIFIED_CV:
-        blocks.append(Block("p", "Warning: image-level splits can leak: with several cells per patient, "
-                                 "these figures are optimistic."))
-    blocks += [Block("h2", "Results")]
-    best = _best_per_feature_set(results).head(1)
-    if len(best) and pd.notna(best["balanced_accuracy"].iloc[0]):
-        top = best.iloc[0]
-        blocks.append(Block("p", f"Best balanced accuracy: {top['model']} on {top['feature_set']} "
-                                 f"(weights: {top['weights']}), {_fmt(top['balanced_accuracy'])} "
-                                 f"[{_fmt(top['balanced_accuracy_ci_low'])}, {_fmt(top['balanced_accuracy_ci_high'])}]."))
-    blocks += [
-        Block("table", table=results_table(results)),
-        Block("h2", "Beside the reference study's Table 1"),
-        Block("p", "The paper reports validation accuracy, precision and recall of fine-tuned backbones on "
-                   "C-NMC 2019 without stating its split; it is not shown to be subject-disjoint, so its "
-                   "numbers may be inflated by patient leakage. Our rows use the protocol above, on this "
-                   "run's data."),
-        Block("table", table=paper_table(results)),
-        Block("h2", "Feature sets and missing values"),
-        Block("p", "Rule: a row whose features are all NaN (rejected or degenerate cell) is dropped; a row "
-                   "with some NaN is kept and its gaps are imputed by the training-part median inside each "
-                   "fold. n_missing: labelled samples with no row in the features file."),
-        Block("table", table=feature_sets.astype(str)),
-        Block("h2", "Figures"),
-        Block("img", CONFUSION_PNG, caption=captions[CONFUSION_PNG]),
-        Block("img", ROC_PNG, caption=captions[ROC_PNG]),
+    if origin := fields_origin(config):
+        blocks.append(Block("p", origin.strip()))
+    if config.data.demo:
+        blocks.append(Block("p", "Synthetic data: these cells were drawn by leukoscope's demo generator "
+                                 "(leukoscope/pipeline/synthetic.py). No number in this report says anything about "
+                                 "real cells.", style="banner"))
+    if evaluation.warning:
+        blocks.append(Block("p", evaluation.warning, style="warning"))
+    if len(evaluation.confound) and evaluation.confound["confound"].any():
+        blocks.append(Block("p", f"Warning: the pixels outside the cells alone tell ALL from HEM (a balanced-accuracy "
+                                 f"interval above {CLEAR_MARGIN}; see 'Confound check'). Every result here may rest on "
+                                 "the background, not the cell.", style="warning"))
+    if evaluation.results["weights"].astype(str).str.contains("random").any():
+        blocks.append(Block("p", "Warning: rows with weights 'random' come from untrained CNNs (no ImageNet weights "
+                                 "were available); they are not ImageNet results.", style="warning"))
+    if evaluation.protocol is Protocol.STRATIFIED_CV:
+        blocks.append(Block("p", "Warning: image-level splits can leak: with several cells per patient or source "
+                                 "field, these figures are optimistic (protocol 'blocked-cv' groups consecutive "
+                                 "image numbers instead).", style="warning"))
+    return blocks
+
+
+def headline_blocks(evaluation: Evaluation) -> list[Block]:
+    """The selection-corrected headline, the baseline, and what the paired test can tell apart."""
+    blocks = [Block("h2", "Headline")]
+    results = evaluation.results.set_index(["model", "feature_set"])
+    head = evaluation.headline()
+    unit = "cells" if evaluation.protocol is Protocol.STRATIFIED_CV else evaluation.unit_name
+    if head is None:
+        blocks.append(Block("p", f"No selection-corrected headline ({evaluation.notes.get('nested', 'not run')}). "
+                                 "Every row below is one fixed model on one feature set, scored on the folds a "
+                                 "choice among them would be made on: picking the highest after the fact "
+                                 "overstates what it would give on new data."))
+    else:
+        chosen = "; ".join(f"{c.fold}: {c.model} on {c.feature_set}" for c in evaluation.chosen.itertuples())
+        value, interval = with_interval(head["balanced_accuracy"], head["balanced_accuracy_ci_low"],
+                                        head["balanced_accuracy_ci_high"], head["balanced_accuracy_ci_note"]
+                                        ).partition("\n")[::2]
+        shown = (f"{value} {interval} (95 % interval resampling {unit})" if interval.startswith("[") else
+                 f"{value} ({interval or 'no interval: compare.bootstrap = 0'})")
+        blocks.append(Block("p", f"Selection-corrected balanced accuracy: {shown}. It scores the procedure 'choose the model and "
+                                 f"feature set on inner folds of each training part, then test the choice on the "
+                                 f"outer test part' ({evaluation.notes.get('folds', '')}); chosen per fold: {chosen}. "
+                                 "Every other row is one fixed model on one feature set, not selection-corrected: "
+                                 "picking the highest of them after the fact overstates what it would give."))
+    if BASELINE in results.index:
+        base = results.loc[BASELINE]
+        blocks.append(Block("p", f"Majority-class baseline (every test cell called its training part's commoner "
+                                 f"class): balanced accuracy {fmt(base['balanced_accuracy'])}, accuracy "
+                                 f"{fmt(base['accuracy'])}. A row whose interval does not clear it has not shown "
+                                 "that it learnt anything from the image."))
+    if len(evaluation.paired):
+        groups = {v: evaluation.paired[[verdict(r) == v for _, r in evaluation.paired.iterrows()]]
+                  for v in ("indistinguishable", "worse", "better")}
+        blocks.append(Block("p", f"Paired with the headline on the same cells: statistically indistinguishable: "
+                                 f"{_names(groups['indistinguishable'])}; worse: {_names(groups['worse'])}; better: "
+                                 f"{_names(groups['better'])} (see 'Paired comparisons')."))
+    return blocks
+
+
+def protocol_blocks(evaluation: Evaluation, config: Config) -> list[Block]:
+    """How the cells were split, tuned, thresholded and resampled, and the class counts."""
+    protocol = evaluation.protocol
+    folds = "one split" if protocol is Protocol.OFFICIAL else f"{evaluation.n_folds} folds, seed {config.run.seed}"
+    block = f", blocks of {config.compare.block_size}" if protocol is Protocol.BLOCKED_CV else ""
+    unit = {Protocol.BLOCKED_CV: "blocks", Protocol.STRATIFIED_CV: "cells"}.get(protocol, "subjects")
+    return [
+        Block("h2", "Protocol"),
+        Block("p", f"Protocol: {protocol.value} ({folds}{block}): {PROTOCOL_NOTES[protocol]}. Hyper-parameters "
+                   f"tuned by {config.compare.inner_folds}-fold inner cross-validation on each training part only, "
+                   f"grouped like the outer folds. ALL is the positive class; a cell is called ALL when P(ALL) >= "
+                   f"{THRESHOLD}, for every model and head."),
+        Block("p", f"95 % intervals: percentile bootstrap, {config.compare.bootstrap} replicates, resampling {unit} "
+                   "within each class; an interval resting on a class with fewer than 5 subjects or blocks (or 3 "
+                   "resampled units) is shown as not estimable. Cells, and subjects or blocks, per class in each "
+                   "part:"),
+        Block("table", table=counts_display(evaluation.class_counts, evaluation.unit_name,
+                                            subjects_known=protocol is not Protocol.STRATIFIED_CV)),
     ]
-    return blocks + list(sections)
 
 
-def _md_table(table: pd.DataFrame) -> str:
-    def cell(value: object) -> str:
-        return str(value).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(cell(c) for c in table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)
-
-
-def to_markdown(blocks: list[Block]) -> str:
-    """Render the blocks as Markdown (images linked by file name)."""
-    parts = []
-    for block in blocks:
-        if block.kind == "h1":
-            parts.append(f"# {block.text}")
-        elif block.kind == "h2":
-            parts.append(f"## {block.text}")
-        elif block.kind == "p":
-            parts.append(block.text)
-        elif block.kind == "table":
-            parts.append(_md_table(block.table))
-        else:
-            parts.append(f"![{block.caption}]({block.text})\n\n{block.caption}")
-    return "\n\n".join(parts) + "\n"
+def results_blocks(evaluation: Evaluation) -> list[Block]:
+    """Every row, headline first and shaded, intervals on a second line."""
+    table, highlight = results_table(evaluation)
+    blocks = [Block("h2", "Results"),
+              Block("p", "Rows in a fixed order (headline, baseline, every model on every feature set, heads), not "
+                         "ranked: their order says nothing about which is better (see 'Paired comparisons')."),
+              Block("table", table=table, highlight=highlight)]
+    if len(evaluation.repeats):
+        blocks.append(Block("p", f"across repeats: {int(evaluation.repeats['repeats'].max())} outer cross-validations "
+                                 "with fold seeds run.seed onwards (heads are not repeated)."))
+    if len(evaluation.chosen):
+        blocks += [Block("p", "The headline's choice in each outer fold (nested_inner_scores.csv has every "
+                              "candidate's inner score):"), Block("table", table=chosen_display(evaluation.chosen))]
+    return blocks
 
 
-def to_html(blocks: list[Block], folder: Path) -> str:
-    """Render the blocks as one HTML page with every image embedded (base64 PNG)."""
-    body = []
-    for block in blocks:
-        if block.kind in ("h1", "h2", "p"):
-            body.append(f"<{block.kind}>{html.escape(block.text)}</{block.kind}>")
-        elif block.kind == "table":
-            body.append(block.table.to_html(index=False, border=0, escape=True))
-        else:
-            data = base64.b64encode((folder / block.text).read_bytes()).decode("ascii")
-            caption = html.escape(block.caption)
-            body.append(f'<figure><img alt="{caption}" src="data:image/png;base64,{data}">'
-                        f"<figcaption>{caption}</figcaption></figure>")
-    style = ("body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}th{background:#eee}"
-             "img{max-width:100%}figcaption{font-size:13px;color:#444}")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>leukoscope comparison report</title><style>{style}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+def paired_blocks(evaluation: Evaluation) -> list[Block]:
+    """Every row against the headline."""
+    if not len(evaluation.paired):
+        return []
+    return [Block("h2", "Paired comparisons with the headline"),
+            Block("p", "Each row against the headline on the cells both scored: the difference in balanced accuracy "
+                       "with a paired bootstrap interval resampling the same units, and the exact McNemar test, "
+                       "Holm-adjusted across rows. A row is called better or worse only when the Holm p is below "
+                       "0.05 and the interval excludes 0."),
+            Block("table", table=paired_display(evaluation.paired))]
 
 
-def write_report(
-    folder: Path, *, results: pd.DataFrame, predictions: pd.DataFrame, feature_sets: pd.DataFrame,
-    protocol: Protocol, config: Config, n_folds: int, sections: Sequence[Block] = (),
-) -> list[Path]:
-    """Write the two figures, ``report.md`` and ``report.html`` into ``folder``; return their paths.
+def calibration_blocks(evaluation: Evaluation, captions: dict[str, str]) -> list[Block]:
+    """The reliability diagram of the headline (Brier scores are in the results table)."""
+    if RELIABILITY_PNG not in captions:
+        return []
+    return [Block("h2", "Calibration"),
+            Block("p", "Brier score per row: results table. Does the headline's P(ALL) mean what it says?"),
+            Block("img", RELIABILITY_PNG, caption=captions[RELIABILITY_PNG])]
 
-    ``sections``: further blocks at the end; their images are paths relative to ``folder``."""
-    folder = Path(folder)
+
+def confound_blocks(evaluation: Evaluation) -> list[Block]:
+    """Models trained on the colour outside the cell only."""
+    blocks = [Block("h2", "Confound check: the background alone")]
+    if not len(evaluation.confound):
+        return blocks + [Block("p", f"Confound check {evaluation.notes.get('confound', 'not run')}.")]
+    strongest = evaluation.confound.sort_values("balanced_accuracy_ci_low", ascending=False, na_position="last").iloc[0]
+    return blocks + [
+        Block("p", "Every model trained on 15 colour statistics of the pixels outside the segmented cell (label 0, "
+                   "not black) only, on the same folds. The label is a property of the cell, so such a model should "
+                   f"sit at the baseline. {strongest['verdict']} (highest lower bound of {len(evaluation.confound)} "
+                   "models.)"),
+        Block("table", table=confound_display(evaluation.confound)),
+    ]
+
+
+def _as_printed(value: float) -> str:
+    """The paper's own digits: four decimals, five where it printed five (0.70455)."""
+    text = f"{value:.5f}"
+    return text[:-1] if text.endswith("0") else text
+
+
+def paper_table(evaluation: Evaluation, config: Config) -> pd.DataFrame:
+    """The reference study's Table 1 rows of the backbones whose heads ran, beside ours counted both ways."""
+    heads = evaluation.results[evaluation.results["role"] == Role.HEAD.value]
+    keras = evaluation.keras.set_index("feature_set") if len(evaluation.keras) else pd.DataFrame()
+    rows = []
+    for paper in PAPER_TABLE1.itertuples(index=False):
+        ours = heads[heads["feature_set"] == head_name(paper.backbone)]
+        if ours.empty:
+            continue
+        row = ours.iloc[0]
+        k = keras.loc[row["feature_set"]] if row["feature_set"] in keras.index else None
+        size = config.heads.input_size or get_backbone(paper.backbone).input_size
+        data = "synthetic demo cells" if config.data.demo else f"{config.data.dataset.value} data"
+        rows.append({
+            "paper model": paper.paper_model,
+            "paper acc / prec / rec": " / ".join(_as_printed(v) for v in (paper.accuracy, paper.precision, paper.recall)),
+            "ours, Keras element-wise": "n/a (heads/predictions.csv predates out_hem, out_all: rerun the heads)"
+            if k is None or pd.isna(k["keras_accuracy"]) else
+            " / ".join(fmt(k[f"keras_{m}"]) for m in ("accuracy", "precision", "recall")),
+            "ours, ALL class": " / ".join(fmt(row[m]) for m in ("accuracy", "precision", "recall")),
+            "differs in": "\n".join([  # one difference a line
+                f"data: {data}, {row['n_test']} test cells (paper: C-NMC 2019 validation);",
+                f"split: {evaluation.protocol.value} (paper: not stated);",
+                f"weights: {row['weights']} (paper: ImageNet);",
+                f"input: {size} px (paper: not stated);",
+                f"epochs: up to {config.heads.epochs} (paper: up to 15)"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def paper_blocks(evaluation: Evaluation, config: Config) -> list[Block]:
+    """The side-by-side with the reference study: like for like, or a sentence saying why not."""
+    blocks = [Block("h2", "Beside the reference study's Table 1")]
+    table = paper_table(evaluation, config)
+    if table.empty:
+        return blocks + [Block("p", "No head ran here (heads.backbones is empty), and the study's Table 1 reports "
+                                    "sigmoid heads trained on frozen backbones (the paper's fine-tuning): there is "
+                                    "nothing like for like to put beside it.")]
+    return blocks + [
+        Block("p", "Our heads, like the study's, are sigmoid heads trained on frozen backbones (the paper's "
+                   "fine-tuning); only the backbones whose heads ran here are listed. "
+                   "The study's precision and recall fit Keras' element-wise counting over both one-hot sigmoid "
+                   "outputs, not precision and recall of the ALL class: its EfficientNet B0 row (0.5 / 0.5 / 1.0, "
+                   "'classified the images into one class') is exactly what both outputs on for every cell gives "
+                   "under that counting. Our heads are shown counted both ways; the study's split is not shown to be "
+                   "subject-disjoint, so its numbers may be inflated by patient leakage."),
+        Block("table", table=table),
+    ]
+
+
+def feature_set_blocks(evaluation: Evaluation) -> list[Block]:
+    """Missing values per feature set."""
+    return [Block("h2", "Feature sets and missing values"),
+            Block("p", "Rule: a row whose features are all NaN (rejected or degenerate cell) is dropped; a row with "
+                       "some NaN is kept and its gaps are imputed by the training-part median inside each fold. "
+                       "n_missing: labelled samples with no row in the features file."),
+            Block("table", table=evaluation.feature_sets.astype(str).rename(columns={"feature_set": "feature set"}))]
+
+
+def figure_blocks(captions: dict[str, str]) -> list[Block]:
+    return [Block("h2", "Figures"), Block("img", CONFUSION_PNG, caption=captions[CONFUSION_PNG]),
+            Block("img", ROC_PNG, caption=captions[ROC_PNG])]
+
+
+def glossary_blocks(blocks: list[Block]) -> list[Block]:
+    """What every column of the tables above means."""
+    tables = [b.table for b in blocks if b.kind == "table" and b.table is not None]
+    return [Block("h2", "Glossary"), Block("table", table=glossary(tables))]
+
+
+def build_blocks(*, evaluation: Evaluation, config: Config, info: dict[str, Any],
+                 captions: dict[str, str], sections: Sequence[Block] = ()) -> list[Block]:
+    """The report's content, independent of its format: the sections in order, then ``sections``
+    (:func:`leukoscope.pipeline.report_statistics.statistics_section`), the glossary last."""
+    blocks = [
+        *header_blocks(evaluation, config, info),
+        *headline_blocks(evaluation),
+        *protocol_blocks(evaluation, config),
+        *results_blocks(evaluation),
+        *paired_blocks(evaluation),
+        *calibration_blocks(evaluation, captions),
+        *confound_blocks(evaluation),
+        *paper_blocks(evaluation, config),
+        *feature_set_blocks(evaluation),
+        *figure_blocks(captions),
+        *sections,
+    ]
+    return blocks + glossary_blocks(blocks)
+
+
+def _figures(folder: Path, evaluation: Evaluation) -> dict[str, str]:
+    """Draw the figures into ``folder``; their captions by file name."""
+    results, predictions = evaluation.results, evaluation.predictions
     captions = {}
     for name, make in ((CONFUSION_PNG, confusion_grid), (ROC_PNG, roc_figure)):
         image, captions[name] = make(results, predictions)
         write_png(image, folder / name)
-    blocks = build_blocks(results=results, feature_sets=feature_sets, protocol=protocol, config=config,
-                          n_folds=n_folds, captions=captions, sections=sections)
+    headline = predictions[(predictions["model"] == HEADLINE[0]) & (predictions["feature_set"] == HEADLINE[1])]
+    (folder / RELIABILITY_PNG).unlink(missing_ok=True)
+    if len(headline):
+        weights = evaluation.results.set_index(["model", "feature_set"]).loc[HEADLINE, "weights"]
+        label = (f"headline (nested / selected{'' if weights == 'none' else f', {weights} weights'}), "
+                 f"Brier {brier_score(headline['y_true'], headline['y_score']):.3f}")
+        image, captions[RELIABILITY_PNG] = reliability_figure({label: reliability_bins(headline["y_true"],
+                                                                                       headline["y_score"])})
+        write_png(image, folder / RELIABILITY_PNG)
+    return captions
+
+
+def write_report(folder: Path, *, evaluation: Evaluation, config: Config, info: dict[str, Any],
+                 sections: Sequence[Block] = ()) -> list[Path]:
+    """Write the figures, ``report.md`` and ``report.html`` into ``folder``; return their paths.
+
+    Parameters
+    ----------
+    folder : Path
+        The compare stage's folder.
+    evaluation : Evaluation
+    config : Config
+    info : dict
+        ``run.json`` (``started`` and ``argv`` give the run stamp).
+    sections : sequence of Block
+        Further blocks before the glossary; their images are paths relative to ``folder``.
+    """
+    folder = Path(folder)
+    captions = _figures(folder, evaluation)
+    blocks = build_blocks(evaluation=evaluation, config=config, info=info, captions=captions, sections=sections)
     write_text(to_markdown(blocks), folder / "report.md")
     write_text(to_html(blocks, folder), folder / "report.html")
-    return [folder / CONFUSION_PNG, folder / ROC_PNG, folder / "report.md", folder / "report.html"]
+    return [folder / name for name in captions] + [folder / "report.md", folder / "report.html"]
+
+
+__all__ = ["PAPER_TABLE1", "PROTOCOL_NOTES", "build_blocks", "config_digest", "paper_table", "write_report"]

@@ -1,7 +1,7 @@
 """The report's section on the handcrafted features, feature by feature (docs/statistics.md).
 
 :func:`statistics_blocks` turns the univariate table and the figures of the statistics stage into
-report blocks (:class:`leukoscope.pipeline.report.Block`): what was tested and how, the
+report blocks (:class:`leukoscope.pipeline.report_html.Block`): what was tested and how, the
 features sorted by the mixed model's q value, and the ranked effect sizes, the volcano plot and
 the subject-median box plots. Its p values are those of tests with the subject as the unit (the
 Mann-Whitney test of subject medians and the random-intercept model); a test over cells, which
@@ -19,13 +19,31 @@ import pandas as pd
 from leukoscope.features.choices import QcRule
 from leukoscope.features.univariate import CELL_LEVEL_NOTE, Level
 from leukoscope.pipeline.layout import RunLayout
-from leukoscope.pipeline.report import Block
+from leukoscope.pipeline.report_html import Block
 from leukoscope.pipeline.statistics_record import read_record
 from leukoscope.pipeline.tables import read_table
 
 #: features shown in the report's table
 TOP = 20
 ALPHA = 0.05
+#: what the columns of :func:`top_features` mean (merged into the report's glossary)
+GLOSSARY = {
+    "feature": "handcrafted feature (docs/features.md); tests with the subject as the unit (docs/statistics.md)",
+    "subjects ALL / HEM": "subjects of each class with a value of the feature",
+    "cells ALL / HEM": "cells of each class with a value of the feature, after the qc rule",
+    "Cliff's delta [CI]": "P(ALL > HEM) - P(ALL < HEM) over the subject medians, in [-1, 1], with its 95 % "
+                          "bootstrap interval (subjects resampled within each class)",
+    "Hedges' g [CI]": "difference of the mean subject medians over their pooled SD, small-sample corrected, with "
+                      "its 95 % bootstrap interval",
+    "MW p": "two-sided Mann-Whitney test of the subject medians",
+    "MW q": "Benjamini-Hochberg q value of MW p over all features",
+    "mixed estimate (SE)": "ALL - HEM difference of the random-intercept model feature ~ label + (1 | subject) on "
+                           "the cells, in the feature's unit, and its standard error",
+    "mixed p": "two-sided p of the mixed-model difference (t with n_subjects - 2 degrees of freedom)",
+    "mixed q": "Benjamini-Hochberg q value of mixed p over all features",
+    "ICC": "intra-class correlation: the share of the feature's variance between subjects",
+    "note": "why a value is missing or weaker than it looks",
+}
 QC_MEANINGS = {
     QcRule.KEEP: "cells with a qc_flag are kept; only their undefined values are skipped",
     QcRule.DROP_FLAGGED: "cells with a qc_flag are left out",

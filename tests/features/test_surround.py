@@ -54,3 +54,14 @@ def test_no_surround_gives_nan_and_it_is_not_a_registered_family():
     assert all(not c.name.startswith("surround") for spec in FAMILIES.values() for c in spec.columns)
     with pytest.raises(ValueError, match="labels are 2x3 but the image is 3x3"):
         surround_features(image, labels[:2])
+
+
+def test_histogram_statistics_equal_numpy_on_the_surround_pixels():
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    labels = np.zeros((40, 50), np.uint8)
+    labels[10:30, 15:35] = 1
+    pixels = surround_pixels(image, labels).astype(float)
+    expected = np.vstack([pixels.mean(axis=0), pixels.std(axis=0), np.percentile(pixels, [10, 50, 90], axis=0)])
+    got = np.array(list(surround_features(image, labels).values())).reshape(3, 5).T
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)

@@ -101,6 +101,9 @@ def test_the_defaults_pass_every_check():
         ("[heads]\ndropout = 1\n", r"key 'heads\.dropout': 1\.0 is out of range; allowed: \[0, 1\)"),
         ("[heads]\nunfreeze_top = 2\n", r"c\.toml: heads\.unfreeze_top = 2 asks for a second fine-tuning phase but "
                                         r"heads\.fine_tune_epochs is 0"),
+        ("[compare]\nprotocol = \"official\"\nrepeats = 5\n",
+         r"c\.toml: compare\.repeats = 5 repeats a cross-validation .* 'official' is one fixed split"),
+        ("[compare]\nblock_size = 0\n", r"key 'compare\.block_size': 0 is out of range; allowed: >= 1"),
         ("[data\n", r"c\.toml' is not valid TOML"),
     ],
 )

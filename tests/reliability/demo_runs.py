@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from leukoscope.pipeline.atomic import TMP_MARK
+from leukoscope.pipeline.report_html import STAMP
 
 #: generate_demo arguments: 24 cells of 6 subjects (4 train, 2 preliminary-test subjects)
 DEMO: dict[str, Any] = {"subjects": 6, "cells": 24, "seed": 0}
@@ -45,6 +46,8 @@ bootstrap = 20
 TIMEOUT = 180  # seconds one run may take on a loaded machine
 #: the files of a run that hold times or the command line, so differ between runs
 TIMESTAMPED = {"run.json"}
+#: the files that hold one such line, the report's run stamp (date and command), left out of comparisons
+STAMPED = {"report.md", "report.html"}
 
 
 def command(*args: str) -> list[str]:
@@ -61,9 +64,15 @@ def start(args: list[str], log: Path) -> subprocess.Popen:
 
 
 def run_files(run: Path, under: str = "") -> dict[str, bytes]:
-    """Every file below ``run / under`` (relative path -> bytes), the time-stamped ones left out."""
+    """Every file below ``run / under`` (relative path -> bytes), the time-stamped ones left out and the
+    reports' run stamps removed."""
     root = run / under
-    return {p.relative_to(run).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+
+    def content(path: Path) -> bytes:
+        data = path.read_bytes()
+        return STAMP.sub("", data.decode("utf-8")).encode("utf-8") if path.name in STAMPED else data
+
+    return {p.relative_to(run).as_posix(): content(p) for p in sorted(root.rglob("*"))
             if p.is_file() and p.name not in TIMESTAMPED}
 
 

@@ -1,9 +1,10 @@
 """Repeatability: the same config gives the same bytes, whatever the job count or backend.
 
 Every file of a run directory is compared except ``run.json`` (start and end times, the
-command line). ``--jobs`` and ``--backend`` spread segmentation and handcrafted features over
-workers; the CNN runs in the main process, so only the first two are run for those. The
-seeded fine-tuned heads must give the same predictions, report and model weights twice too.
+command line) and the reports' run stamp (their one line with the date and command). ``--jobs``
+and ``--backend`` spread segmentation and handcrafted features over workers; the CNN runs in the
+main process, so only the first two are run for those. The seeded sigmoid heads (trained on
+frozen backbones) must give the same predictions, report and model weights twice too.
 """
 
 from __future__ import annotations

@@ -1,89 +1,76 @@
-"""The ``compare`` stage: every classifier on every feature set, evaluated without subject leakage.
+"""The ``compare`` stage: every classifier on every feature set, evaluated as a reviewer would ask.
 
 ``run_compare(config, run, samples)`` runs the stages the run directory lacks (features, which
-runs segmentation itself, and the fine-tuned heads when ``config.heads.backbones`` is set),
-builds the feature sets, splits the labelled samples that no stage rejected once under the
-configured protocol (the same folds for every feature set, and the same folds whatever bad files
-sat beside the good ones), tunes and tests each model on each split in parallel, adds
-the heads' predictions, and writes::
+runs segmentation itself, and the sigmoid heads on frozen backbones when
+``config.heads.backbones`` is set), builds the feature sets, splits the labelled samples that no
+stage rejected once under the configured protocol (the same folds for every feature set, and the
+same folds whatever bad files sat beside the good ones), tunes and tests each model on each split
+in parallel, adds the heads' predictions, the majority-class baseline and the
+selection-corrected (nested) headline, and writes::
 
-    RUN/compare/results.csv        one row per model x feature set x protocol, with 95 % CIs
-    RUN/compare/predictions.csv    sample_id, subject, protocol, fold, model, feature_set,
-                                   y_true, y_score, y_pred
-    RUN/compare/feature_sets.csv   per feature set: weights, columns, rows missing/dropped/imputed
-    RUN/compare/confusion_matrices.png, roc_curves.png, report.md, report.html
+    RUN/compare/results.csv              one row per model x feature set, with guarded 95 % intervals
+    RUN/compare/predictions.csv          sample_id, subject, protocol, fold, model, feature_set,
+                                         y_true, y_score, y_pred, unit (the resampling unit)
+    RUN/compare/feature_sets.csv         per feature set: weights, columns, rows missing/dropped/imputed
+    RUN/compare/class_counts.csv         cells and subjects (or blocks) per class, split and part
+    RUN/compare/nested_chosen.csv        the model x feature set chosen in each outer fold
+    RUN/compare/nested_inner_scores.csv  every candidate's inner score in each outer fold
+    RUN/compare/paired.csv               every row against the headline
+    RUN/compare/calibration.csv          Brier score, subject-level AUC
+    RUN/compare/repeats.csv              mean and spread across compare.repeats (when > 1)
+    RUN/compare/confound.csv             models on the colour outside the cell (smear crops)
+    RUN/compare/*.png, report.md, report.html (when handcrafted features are compared, ending with
+                                         the statistics stage's section on them: report_statistics)
 
-When handcrafted features are compared, the report ends with the statistics stage's section on
-them (univariate table and figures, :mod:`leukoscope.pipeline.report_statistics`).
+The evaluation library behind it: :mod:`leukoscope.classifiers` (baselines, intervals,
+selection, comparison, repeats, calibration, keras_metrics), wired by
+:mod:`leukoscope.pipeline.compare_fits` and :mod:`leukoscope.pipeline.evaluation`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from leukoscope.classifiers.choices import ClassifierName, FeatureSetKind
+from leukoscope.classifiers.baselines import class_counts, majority_predictions
+from leukoscope.classifiers.calibration import calibration_table
+from leukoscope.classifiers.choices import FeatureSetKind, Protocol
 from leukoscope.classifiers.errors import EvaluationError
-from leukoscope.classifiers.featuresets import FeatureSet, hybrid_set, single_set, weights_of
-from leukoscope.classifiers.metrics import METRICS, binary_metrics, bootstrap_ci, subject_vote_accuracy
-from leukoscope.classifiers.models import fit_predict, predict_labels
-from leukoscope.classifiers.splits import Split, encode_labels, iter_splits, resolve_protocol
+from leukoscope.classifiers.featuresets import NO_WEIGHTS, FeatureSet, hybrid_set, single_set
+from leukoscope.classifiers.intervals import small_sample_warning
+from leukoscope.classifiers.repeats import iter_repeats, summarise_repeats
+from leukoscope.classifiers.splits import Split, encode_labels, iter_splits, resolve_protocol, split_groups
 from leukoscope.pipeline.atomic import write_csv
+from leukoscope.pipeline.compare_fits import Part, cross_validate, nested_headline
 from leukoscope.pipeline.config import Config
+from leukoscope.pipeline.evaluation import (
+    BASELINE,
+    HEADLINE,
+    UNRECORDED,
+    Evaluation,
+    confound_table,
+    keras_table,
+    paired_table,
+    summarise,
+    unit_name,
+    with_truth,
+)
 from leukoscope.pipeline.freshness import settings_of
-from leukoscope.pipeline.layout import PREDICTION_COLUMNS, RunLayout, Stage, cnn_name, head_name
-from leukoscope.pipeline.parallel import parallel_map
+from leukoscope.pipeline.layout import HEAD_OUTPUT_COLUMNS, PREDICTION_COLUMNS, RunLayout, Stage, cnn_name, head_name
 from leukoscope.pipeline.report import write_report
 from leukoscope.pipeline.report_statistics import statistics_section
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
 from leukoscope.pipeline.tables import read_features
+from leukoscope.segmentation.choices import Background
 
 log = logging.getLogger(__name__)
 
-RESULT_COLUMNS = [
-    "model", "feature_set", "protocol", "weights", "n_train", "n_test", *METRICS,
-    *[f"{m}_{end}" for m in METRICS for end in ("ci_low", "ci_high")],
-    "subject_accuracy", "n_test_subjects",
-]
 FEATURE_SET_COLUMNS = ["feature_set", "weights", "n_features", "n_labelled", "n_missing", "n_dropped", "n_imputed", "pca_components"]
-UNRECORDED = "unrecorded"
-
-
-@dataclass(frozen=True, eq=False)
-class _Task:
-    """One model fitted on one training part of one feature set (picklable for the workers)."""
-
-    model: ClassifierName
-    feature_set: str
-    fold: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    groups: np.ndarray
-    x_test: np.ndarray
-    test_ids: np.ndarray
-    inner_folds: int
-    seed: int
-    pca_columns: np.ndarray
-    pca_components: int
-
-
-def _fit_task(task: _Task) -> pd.DataFrame:
-    """Tune and fit one model on one training part; its predictions on the test part."""
-    y_score, _best = fit_predict(
-        task.model, task.x_train, task.y_train, task.x_test, groups=task.groups,
-        inner_folds=task.inner_folds, seed=task.seed,
-        pca_columns=task.pca_columns, pca_components=task.pca_components,
-    )
-    return pd.DataFrame({
-        "sample_id": task.test_ids, "fold": task.fold, "model": task.model.value,
-        "feature_set": task.feature_set, "y_score": y_score, "y_pred": predict_labels(y_score),
-    })
+SURROUND_SET = "surround"
 
 
 # -- inputs ---------------------------------------------------------------------------------
@@ -178,65 +165,11 @@ def build_feature_sets(config: Config, run: RunDir, labelled_ids: set[str]) -> t
     return sets, counts
 
 
-# -- evaluation -----------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class _Part:
-    """The rows of one feature set that one split trains and tests on (boolean masks)."""
-
-    feature_set: FeatureSet
-    fold: str
-    train: np.ndarray
-    test: np.ndarray
-
-
-def plan_parts(sets: list[FeatureSet], splits: list[Split], samples: pd.DataFrame) -> list[_Part]:
-    """Map every split (row positions in ``samples``) onto the rows of every feature set.
-
-    Raises
-    ------
-    EvaluationError
-        Dropping rows without features left a training part with one class.
-    """
-    ids = samples["sample_id"].to_numpy()
-    y_of = dict(zip(ids, encode_labels(samples["label"])))
-    parts = []
-    for fs in sets:
-        for split in splits:
-            part = _Part(fs, split.fold, np.isin(fs.sample_ids, ids[split.train]), np.isin(fs.sample_ids, ids[split.test]))
-            if {y_of[i] for i in fs.sample_ids[part.train]} != {0, 1}:
-                raise EvaluationError(
-                    f"after dropping rows without features, the training part of fold '{split.fold}' of "
-                    f"{fs.name} holds one class only; check rejected.csv and the features file"
-                )
-            if part.test.any():
-                parts.append(part)
-    return parts
-
-
-def _tasks(config: Config, parts: list[_Part], samples: pd.DataFrame) -> Iterator[_Task]:
-    """The tasks of every part and model, made lazily (one part's arrays alive at a time)."""
-    y_of = dict(zip(samples["sample_id"], encode_labels(samples["label"])))
-    subject_of = dict(zip(samples["sample_id"], samples["subject"]))
-    for part in parts:
-        fs = part.feature_set
-        train_ids = fs.sample_ids[part.train]
-        shared = {
-            "feature_set": fs.name, "fold": part.fold, "x_train": fs.x[part.train],
-            "y_train": np.array([y_of[i] for i in train_ids], dtype=int),
-            "groups": np.array([subject_of[i] for i in train_ids], dtype=object),
-            "x_test": fs.x[part.test], "test_ids": fs.sample_ids[part.test],
-            "inner_folds": config.compare.inner_folds, "seed": config.run.seed,
-            "pca_columns": fs.pca_columns, "pca_components": config.compare.hybrid_pca,
-        }
-        for model in config.compare.models:
-            yield _Task(model=model, **shared)
-
-
 def read_head_predictions(config: Config, run: RunDir) -> pd.DataFrame:
     """The configured heads' rows of ``RUN/heads/predictions.csv`` (empty without heads)."""
     wanted = {head_name(b) for b in _wanted_heads(config)}
     if not wanted:
-        return pd.DataFrame(columns=[*PREDICTION_COLUMNS, "weights"])
+        return pd.DataFrame(columns=[*PREDICTION_COLUMNS, "weights", *HEAD_OUTPUT_COLUMNS])
     path = run.head_predictions
     table = pd.read_csv(path, dtype={"sample_id": str, "subject": str, "protocol": str, "fold": str,
                                      "model": str, "feature_set": str, "weights": str})
@@ -245,37 +178,96 @@ def read_head_predictions(config: Config, run: RunDir) -> pd.DataFrame:
         raise EvaluationError(f"'{path}' lacks the column(s) {absent}; it must hold {', '.join(PREDICTION_COLUMNS)}")
     table = table[table["feature_set"].isin(wanted)].copy()
     table["weights"] = table["weights"].fillna(UNRECORDED) if "weights" in table.columns else UNRECORDED
-    return table
+    return table.reindex(columns=[*PREDICTION_COLUMNS, "weights", *HEAD_OUTPUT_COLUMNS])
 
 
-def summarise(predictions: pd.DataFrame, n_train: dict[str, int], weights: dict[str, str], *, n_boot: int, seed: int) -> pd.DataFrame:
-    """One results row per model x feature set x protocol from pooled out-of-fold predictions.
+# -- the parts of the evaluation ----------------------------------------------------------------
+def _headline(config: Config, sets: list[FeatureSet], splits: list[Split], samples: pd.DataFrame,
+              units: np.ndarray, notes: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The nested headline's predictions, chosen candidates and inner scores (empty, with a note, when not run)."""
+    empty = pd.DataFrame()
+    if not config.compare.nested:
+        notes["nested"] = "not run: compare.nested = false"
+        return empty, empty, empty
+    try:
+        result, (selection, tuning) = nested_headline(config, sets, splits, samples, units)
+    except EvaluationError as exc:
+        notes["nested"] = f"not run: {exc}"
+        log.warning("compare: nested headline %s", notes["nested"])
+        return empty, empty, empty
+    notes["folds"] = f"{selection} selection folds, {tuning} tuning folds"
+    predictions = result.predictions.drop(columns=["row", "chosen_model", "chosen_feature_set", "y_true"])
+    return predictions, result.chosen, result.inner_scores
 
-    Parameters
-    ----------
-    predictions : DataFrame
-        Rows in the predictions format (subject "" when unknown).
-    n_train : dict
-        Feature set -> mean size of its training parts.
-    weights : dict
-        Feature set -> CNN weights behind it.
-    n_boot, seed
-        Bootstrap replicates and seed (:func:`~leukoscope.classifiers.metrics.bootstrap_ci`).
-    """
-    rows = []
-    for (model, feature_set, protocol), group in predictions.groupby(["model", "feature_set", "protocol"], sort=False):
-        y_true, y_score, y_pred = (group[c].to_numpy() for c in ("y_true", "y_score", "y_pred"))
-        subjects = group["subject"].to_numpy()
-        point = binary_metrics(y_true, y_score, y_pred)
-        ci = bootstrap_ci(y_true, y_score, y_pred, groups=subjects, n_boot=n_boot, seed=seed)
-        vote, n_subjects = subject_vote_accuracy(y_true, y_score, y_pred, subjects)
-        row = {"model": model, "feature_set": feature_set, "protocol": protocol,
-               "weights": weights.get(feature_set, UNRECORDED), "n_train": n_train.get(feature_set, np.nan),
-               "n_test": len(group), **point}
-        for name in METRICS:
-            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = ci[name]
-        rows.append({**row, "subject_accuracy": vote, "n_test_subjects": n_subjects})
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+def _repeats(config: Config, sets: list[FeatureSet], samples: pd.DataFrame, units: np.ndarray,
+             protocol: Protocol, first: pd.DataFrame) -> pd.DataFrame:
+    """Mean and spread of every repeated row across ``compare.repeats`` outer cross-validations."""
+    settings = config.compare
+    if settings.repeats <= 1:
+        return pd.DataFrame()
+    frames = [first.assign(repeat=config.run.seed)]
+    for seed, splits in iter_repeats(samples, protocol=protocol, folds=settings.folds, seed=config.run.seed,
+                                     repeats=settings.repeats, block_size=settings.block_size):
+        if seed == config.run.seed:
+            continue  # the run's own folds: ``first``
+        rows, _ = cross_validate(config, sets, splits, samples, units, desc=f"repeat {seed}")
+        nested = _headline(config, sets, splits, samples, units, {})[0] if (first["model"] == HEADLINE[0]).any() else None
+        found = [nested, majority_predictions(samples, splits).drop(columns=["subject", "y_true"]), rows]
+        frames.append(with_truth(pd.concat(found, ignore_index=True), samples, units, protocol).assign(repeat=seed))
+    return summarise_repeats(pd.concat(frames, ignore_index=True))
+
+
+def _smear_crops(config: Config, run: RunDir, ids: set[str]) -> bool:
+    """Whether most cells were segmented on a smear (not black) background: where the check means something."""
+    if run.segmentation_table.exists():
+        table = pd.read_csv(run.segmentation_table, dtype=str, keep_default_na=False)
+        if "background" in table.columns:
+            backgrounds = table.loc[table["sample_id"].isin(ids), "background"]
+            return bool(len(backgrounds)) and (backgrounds == Background.SMEAR.value).mean() >= 0.5
+    return config.segmentation.background is not Background.BLACK
+
+
+def _confound(config: Config, run: RunDir, samples: pd.DataFrame, splits: list[Split], units: np.ndarray,
+              protocol: Protocol, ids: set[str], notes: dict[str, str]) -> pd.DataFrame:
+    """Every model on the surround features alone, with its verdict (empty, with a note, when not run)."""
+    if not run.surround_table.exists():
+        notes["confound"] = "not run: no surround features (the handcrafted stage makes them; compare.feature_sets " \
+                            "has no handcrafted or hybrid set, or features.families is empty)"
+        return pd.DataFrame()
+    if not _smear_crops(config, run, ids):
+        notes["confound"] = "not run: the cells sit on black (the pixels outside them hold no background)"
+        return pd.DataFrame()
+    table = read_features(run.surround_table)
+    surround = single_set(SURROUND_SET, table[table["sample_id"].isin(ids)].reset_index(drop=True),
+                          source=str(run.surround_table))
+    try:
+        rows, _ = cross_validate(config, [surround], splits, samples, units, desc="confound check")
+    except EvaluationError as exc:  # e.g. cells without surround pixels left a training part with one class
+        notes["confound"] = f"not run: {exc}"
+        return pd.DataFrame()
+    results = summarise(with_truth(rows, samples, units, protocol), {}, {}, unit_name=unit_name(protocol),
+                        n_boot=config.compare.bootstrap, seed=config.run.seed)
+    return confound_table(results)
+
+
+def _mean_train(sizes: list[int]) -> int:
+    return int(round(np.mean(sizes))) if sizes else 0
+
+
+def _train_sizes_and_weights(sets: list[FeatureSet], parts: list[Part], splits: list[Split], samples: pd.DataFrame,
+                             heads: pd.DataFrame, chosen: pd.DataFrame) -> tuple[dict[str, int], dict[str, str]]:
+    """Feature set -> mean training-part size, and -> CNN weights behind it (headline and baseline included)."""
+    ids = samples["sample_id"].to_numpy()
+    n_train = {fs.name: _mean_train([int(p.train.sum()) for p in parts if p.feature_set is fs]) for fs in sets}
+    n_train |= {name: _mean_train([len(s.train) for s in splits]) for name in (BASELINE[1], *set(heads["feature_set"]))}
+    weights = {fs.name: fs.weights for fs in sets} | {BASELINE[1]: NO_WEIGHTS}
+    weights |= {name: "+".join(sorted(set(group["weights"]))) for name, group in heads.groupby("feature_set")}
+    if not chosen.empty:
+        common = set.intersection(*(set(fs.sample_ids) for fs in sets))
+        n_train[HEADLINE[1]] = _mean_train([int(np.isin(ids[s.train], list(common)).sum()) for s in splits])
+        weights[HEADLINE[1]] = "+".join(sorted({weights[name] for name in chosen["feature_set"]}))
+    return n_train, weights
 
 
 def run_compare(config: Config, run: RunDir, samples: pd.DataFrame, consumers: tuple = ()) -> None:
@@ -285,7 +277,8 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
     ----------
     config : Config
         ``compare`` section: protocol, folds, inner_folds, models, feature_sets, hybrid_pca,
-        bootstrap; ``run.seed``, ``run.jobs``, ``run.backend`` and ``run.quiet`` too.
+        bootstrap, block_size, repeats, nested; ``run.seed``, ``run.jobs``, ``run.backend`` and
+        ``run.quiet`` too.
     run : RunDir
     samples : DataFrame
         The samples table (``sample_id, path, label, subject, split, sha256``).
@@ -296,56 +289,78 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
         One class only, too few subjects, a leaking split, or a missing features file; the
         message names the cause and the fix.
     """
+    settings, seed = config.compare, config.run.seed
     samples = samples.assign(subject=samples["subject"].fillna("").astype(str)).reset_index(drop=True)
     check_inputs(config, run)
     samples = run.kept(samples)  # folds over what the stages kept, so that bad files cannot shift them
-    protocol = resolve_protocol(samples, config.compare.protocol)
-    splits = list(iter_splits(samples, protocol=protocol, folds=config.compare.folds, seed=config.run.seed))
-    labelled = samples[encode_labels(samples["label"]) >= 0]
-    sets, counts = build_feature_sets(config, run, set(labelled["sample_id"]))
-    parts = plan_parts(sets, splits, samples)
-    frames = list(parallel_map(
-        _fit_task, _tasks(config, parts, samples), total=len(parts) * len(config.compare.models),
-        jobs=config.run.jobs, backend=config.run.backend, scheduler=config.run.scheduler,
-        desc="compare", quiet=config.run.quiet, unit="fit",
-    ))
+    protocol = resolve_protocol(samples, settings.protocol)
+    splits = list(iter_splits(samples, protocol=protocol, folds=settings.folds, seed=seed,
+                              block_size=settings.block_size))
+    units = split_groups(samples, protocol, block_size=settings.block_size)
+    ids = set(samples.loc[encode_labels(samples["label"]) >= 0, "sample_id"])
+    sets, counts = build_feature_sets(config, run, ids)
+    rows, parts = cross_validate(config, sets, splits, samples, units)
     heads = read_head_predictions(config, run)
-    unknown = sorted(set(heads["sample_id"]) - set(labelled["sample_id"]))
+    unknown = sorted(set(heads["sample_id"]) - ids)
     if unknown:
         raise EvaluationError(
             f"'{run.head_predictions}' holds {len(unknown)} sample(s) without a label in this run's manifest "
             f"(e.g. {unknown[0]!r}); rerun the heads stage in this run directory"
         )
-    if not frames and heads.empty:
+    if rows.empty and heads.empty:
         raise EvaluationError(
             "nothing to compare: compare.feature_sets selects no feature set that this config provides "
             "(cnn and hybrid need features.backbones, head needs heads.backbones)"
         )
-    truth = labelled.set_index("sample_id")
-    predictions = pd.concat([*frames, heads.drop(columns=["subject", "y_true", "weights"])], ignore_index=True)
-    predictions["protocol"] = predictions["protocol"].fillna(protocol.value)
-    predictions["subject"] = truth["subject"].reindex(predictions["sample_id"]).to_numpy()
-    predictions["y_true"] = encode_labels(truth["label"].reindex(predictions["sample_id"])).clip(min=0)
-    predictions = predictions[PREDICTION_COLUMNS]
-    n_train = {fs.name: [] for fs in sets}
-    for part in parts:
-        n_train[part.feature_set.name].append(int(part.train.sum()))
-    n_train = {name: int(round(np.mean(sizes))) for name, sizes in n_train.items() if sizes}
-    n_train.update({head_name(b): int(round(np.mean([len(s.train) for s in splits]))) for b in _wanted_heads(config)})
-    weights = {fs.name: fs.weights for fs in sets}
-    weights.update({name: weights_of(group) for name, group in heads.groupby("feature_set")})
-    results = summarise(predictions, n_train, weights, n_boot=config.compare.bootstrap, seed=config.run.seed)
+    notes: dict[str, str] = {}
+    nested, chosen, inner_scores = _headline(config, sets, splits, samples, units, notes)
+    baseline = majority_predictions(samples, splits).drop(columns=["subject", "y_true"])
+    own = with_truth(pd.concat([nested, baseline, rows], ignore_index=True), samples, units, protocol)
+    head_rows = with_truth(heads, samples, units, protocol)
+    predictions = pd.concat([own, head_rows], ignore_index=True)
+    n_train, weights = _train_sizes_and_weights(sets, parts, splits, samples, heads, chosen)
+    tested = own[own["feature_set"] == BASELINE[1]]  # every test cell once
+    unit = unit_name(protocol)
+    evaluation = Evaluation(
+        protocol=protocol, n_folds=len(splits), unit_name=unit,
+        results=summarise(predictions, n_train, weights, unit_name=unit, n_boot=settings.bootstrap, seed=seed),
+        predictions=predictions, feature_sets=counts,
+        class_counts=class_counts(samples, splits, groups=units, unit_name=unit),
+        warning=small_sample_warning(tested["y_true"], tested["unit"], unit_name=unit),
+        paired=paired_table(predictions, unit_name=unit, n_boot=settings.bootstrap, seed=seed),
+        chosen=chosen,
+        calibration=calibration_table(predictions, n_boot=settings.bootstrap, seed=seed),
+        repeats=_repeats(config, sets, samples, units, protocol, own),
+        confound=_confound(config, run, samples, splits, units, protocol, ids, notes),
+        keras=keras_table(head_rows.assign(**{c: heads[c] for c in HEAD_OUTPUT_COLUMNS})),
+        notes=notes,
+    )
+    _write(run, evaluation, inner_scores)
     out = run.stage_dir(Stage.COMPARE)
-    write_csv(results, out / "results.csv")
-    write_csv(predictions, out / "predictions.csv")
-    write_csv(counts, out / "feature_sets.csv")
-    files = write_report(out, results=results, predictions=predictions, feature_sets=counts,
-                         protocol=protocol, config=config, n_folds=len(splits),
+    files = write_report(out, evaluation=evaluation, config=config, info=run.read_info(),
                          sections=statistics_section(run, out) if _needs_handcrafted(config) else [])
-    run.update_info(compare={"protocol": protocol.value, "folds": len(splits), "results": len(results),
-                             "weights": weights})
+    run.update_info(compare={"protocol": protocol.value, "folds": len(splits), "results": len(evaluation.results),
+                             "weights": weights, "nested": notes.get("folds", notes.get("nested", ""))})
     for path in files:
         log.info("compare: wrote %s", path)
+
+
+def _write(run: RunDir, evaluation: Evaluation, inner_scores: pd.DataFrame) -> None:
+    """The CSVs of the evaluation (those of parts that did not run are left out)."""
+    tables = {
+        "results.csv": evaluation.results, "predictions.csv": evaluation.predictions,
+        "feature_sets.csv": evaluation.feature_sets, "class_counts.csv": evaluation.class_counts,
+        "nested_chosen.csv": evaluation.chosen, "nested_inner_scores.csv": inner_scores,
+        "paired.csv": evaluation.paired, "calibration.csv": evaluation.calibration,
+        "repeats.csv": evaluation.repeats, "confound.csv": evaluation.confound,
+    }
+    run.stage_dir(Stage.COMPARE)
+    for name, table in tables.items():
+        path = run.compare_file(name)
+        if table.empty and len(table.columns) == 0:
+            path.unlink(missing_ok=True)  # of an earlier run with other settings
+        else:
+            write_csv(table, path)
 
 
 def _needs(config: Config) -> tuple[Stage, ...]:
@@ -357,7 +372,12 @@ def _needs(config: Config) -> tuple[Stage, ...]:
 
 def _check(config: Config, samples: pd.DataFrame) -> None:
     """Fail before the costly stages when the data cannot be split as asked."""
-    resolve_protocol(samples.assign(subject=samples["subject"].fillna("").astype(str)), config.compare.protocol)
+    protocol = resolve_protocol(samples.assign(subject=samples["subject"].fillna("").astype(str)),
+                                config.compare.protocol)
+    if config.compare.repeats > 1 and protocol is Protocol.OFFICIAL:
+        raise EvaluationError(f"compare.repeats = {config.compare.repeats} repeats a cross-validation with other "
+                              "fold seeds, but this data resolves protocol 'auto' to 'official', one fixed split; "
+                              "set repeats = 1 or protocol = 'group-cv'")
 
 
 STAGE = StageSpec(

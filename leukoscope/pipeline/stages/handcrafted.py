@@ -6,6 +6,8 @@ and writes::
 
     RUN/features/handcrafted.csv   sample_id, subject, label, split, <features>, qc_flag
     RUN/features/columns.csv       name, family, region, description, unit
+    RUN/features/surround.csv      sample_id, subject, label, split, surround_* (the colour outside
+                                   the cell, for compare's confound check; not a feature family)
     RUN/features/handcrafted.parquet   with features.format "parquet": a typed copy with its data
                                        dictionary (:mod:`leukoscope.pipeline.parquet_copies`)
     RUN/features/cache/handcrafted-<settings>/<key>.npz   one entry per finished sample
@@ -41,6 +43,7 @@ from leukoscope.features.registry import (
     feature_names,
     resolve_families,
 )
+from leukoscope.features.surround import SURROUND_COLUMNS, surround_features
 from leukoscope.pipeline.atomic import atomic_path, remove_leftovers, write_csv
 from leukoscope.pipeline.cache import ResultCache
 from leukoscope.pipeline.config import Config
@@ -74,6 +77,7 @@ class _Task(NamedTuple):
 
 class _Outcome(NamedTuple):
     values: np.ndarray | None
+    surround: np.ndarray | None
     qc_flag: str
     error: str
 
@@ -82,7 +86,13 @@ def _measure(image: np.ndarray, labels: np.ndarray, *, families: tuple[Family, .
              distance: int, levels: int) -> _Outcome:
     result = compute_features(image, labels, families=families, haralick_distance=distance, haralick_levels=levels)
     values = np.array([result.values[name] for name in names], dtype=np.float64)
-    return _Outcome(values, result.qc_flag, "")
+    surround = np.array(list(surround_features(image, labels).values()), dtype=np.float64)
+    return _Outcome(values, surround, result.qc_flag, "")
+
+
+def _entry(outcome: _Outcome) -> dict[str, np.ndarray]:
+    """The cache entry of a measured sample."""
+    return {"values": outcome.values, "surround": outcome.surround, "qc_flag": np.array(outcome.qc_flag)}
 
 
 def measure_sample(task: _Task, *, families: tuple[Family, ...], names: list[str], distance: int,
@@ -92,15 +102,16 @@ def measure_sample(task: _Task, *, families: tuple[Family, ...], names: list[str
         image = read_image(task.path)
         labels = read_label_mask(task.mask_path, image_shape=image.shape[:2], image_name=Path(task.path).name)
     except (ImageReadError, MaskReadError) as exc:
-        return _Outcome(None, "", str(exc))
+        return _Outcome(None, None, "", str(exc))
     return _measure(image, labels, families=families, names=names, distance=distance, levels=levels)
 
 
-def _cached(cache: ResultCache, key: str, n_values: int) -> tuple[np.ndarray, str] | None:
+def _cached(cache: ResultCache, key: str, n_values: int) -> tuple[np.ndarray, np.ndarray, str] | None:
     entry = cache.load(key)
-    if entry is None or entry.get("values", np.empty(0)).shape != (n_values,) or "qc_flag" not in entry:
+    if (entry is None or entry.get("values", np.empty(0)).shape != (n_values,) or "qc_flag" not in entry
+            or entry.get("surround", np.empty(0)).shape != (len(SURROUND_COLUMNS),)):
         return None
-    return entry["values"], str(entry["qc_flag"])
+    return entry["values"], entry["surround"], str(entry["qc_flag"])
 
 
 class _Planned(NamedTuple):
@@ -112,6 +123,7 @@ class _Planned(NamedTuple):
 class _Row(NamedTuple):
     meta: tuple[str, ...]
     values: np.ndarray
+    surround: np.ndarray
     qc_flag: str
     computed: bool
 
@@ -154,28 +166,39 @@ def _rows(plan: list[_Planned], outcomes: Iterator[_Outcome], worker: Callable[[
         if outcome.error:
             rejects.append({"path": item.task.path, "reason": outcome.error})
             continue
-        cache.save(item.task.key, {"values": outcome.values, "qc_flag": np.array(outcome.qc_flag)})
-        yield _Row(item.meta, outcome.values, outcome.qc_flag, computed=True)
+        cache.save(item.task.key, _entry(outcome))
+        yield _Row(item.meta, outcome.values, outcome.surround, outcome.qc_flag, computed=True)
 
 
-def _write_rows(rows: Iterator[_Row], names: list[str], target: Path) -> dict[str, int]:
-    """Stream the rows into the CSV, :data:`CHUNK_ROWS` at a time; return the counts."""
+def _write_rows(rows: Iterator[_Row], names: list[str], layout: RunLayout) -> dict[str, int]:
+    """Stream the rows into handcrafted.csv and surround.csv, :data:`CHUNK_ROWS` at a time; return the counts.
+
+    surround.csv is renamed into place first, so a run killed between the two renames has no
+    handcrafted.csv and reruns the stage.
+    """
     counts = {"samples": 0, "computed": 0, "flagged": 0}
-    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="") as handle:
+    hand_columns, surround_columns = [*META_COLUMNS, *names, QC_COLUMN], [*META_COLUMNS, *SURROUND_COLUMNS]
+    with (atomic_path(layout.handcrafted_table) as hand_tmp, atomic_path(layout.surround_table) as surround_tmp,
+          open(hand_tmp, "w", encoding="utf-8", newline="") as hand,
+          open(surround_tmp, "w", encoding="utf-8", newline="") as surround):
         header = True
         while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
-            frame = pd.concat([
-                pd.DataFrame([row.meta for row in chunk], columns=META_COLUMNS),
-                pd.DataFrame(np.stack([row.values for row in chunk]), columns=names),
-                pd.DataFrame({QC_COLUMN: [row.qc_flag for row in chunk]}),
-            ], axis=1)
-            frame.to_csv(handle, header=header, index=False, float_format=None, lineterminator="\n")
+            meta = pd.DataFrame([row.meta for row in chunk], columns=META_COLUMNS)
+            frames = {
+                hand: pd.concat([meta, pd.DataFrame(np.stack([row.values for row in chunk]), columns=names),
+                                 pd.DataFrame({QC_COLUMN: [row.qc_flag for row in chunk]})], axis=1),
+                surround: pd.concat([meta, pd.DataFrame(np.stack([row.surround for row in chunk]),
+                                                        columns=SURROUND_COLUMNS)], axis=1),
+            }
+            for handle, frame in frames.items():
+                frame.to_csv(handle, header=header, index=False, float_format=None, lineterminator="\n")
             header = False
             counts["samples"] += len(chunk)
             counts["computed"] += sum(row.computed for row in chunk)
             counts["flagged"] += sum(bool(row.qc_flag) for row in chunk)
-        if header:  # no rows: the header alone
-            pd.DataFrame(columns=[*META_COLUMNS, *names, QC_COLUMN]).to_csv(handle, index=False, lineterminator="\n")
+        if header:  # no rows: the headers alone
+            for handle, columns in ((hand, hand_columns), (surround, surround_columns)):
+                pd.DataFrame(columns=columns).to_csv(handle, index=False, lineterminator="\n")
     return counts
 
 
@@ -209,7 +232,7 @@ class MeasureCell:
             return
         outcome = _measure(image, labels, families=self.families, names=self.names, distance=self.distance,
                            levels=self.levels)
-        self.cache.save(key, {"values": outcome.values, "qc_flag": np.array(outcome.qc_flag)})
+        self.cache.save(key, _entry(outcome))
 
 
 def run_handcrafted(config: Config, run: RunDir, samples: pd.DataFrame, consumers: tuple = ()) -> None:
@@ -232,7 +255,7 @@ def run_handcrafted(config: Config, run: RunDir, samples: pd.DataFrame, consumer
     outcomes = iter(parallel_map(worker, pending, jobs=config.run.jobs, backend=config.run.backend,
                                  scheduler=config.run.scheduler, desc="handcrafted features",
                                  quiet=config.run.quiet))
-    counts = _write_rows(_rows(plan, outcomes, worker, cache, len(names), rejects), names, run.handcrafted_table)
+    counts = _write_rows(_rows(plan, outcomes, worker, cache, len(names), rejects), names, run)
     dictionary = data_dictionary(families)
     write_csv(dictionary, run.columns_table)
     sync_copy(run.handcrafted_table, settings.format, dictionary=handcrafted_dictionary(dictionary))
@@ -251,7 +274,8 @@ STAGE = StageSpec(
     run=run_handcrafted,
     needs=lambda config: (Stage.SEGMENTATION,),
     active=lambda config: bool(config.features.families),
-    done=lambda config, layout: written([layout.handcrafted_table], config.features.format),
+    done=lambda config, layout: (written([layout.handcrafted_table], config.features.format)
+                                 and layout.surround_table.exists()),
     settings=settings_of("features.families", "features.haralick_distance", "features.haralick_levels"),
     consumer=MeasureCell,
 )

@@ -1,4 +1,4 @@
-"""The ``heads`` stage: the reference paper's sigmoid head, trained on each frozen backbone.
+"""The ``heads`` stage: sigmoid heads trained on frozen backbones (the paper's fine-tuning).
 
 ``run_heads(config, run, samples)`` trains, for each backbone in ``config.heads.backbones``,
 the head of :mod:`leukoscope.classifiers.heads` on every training part of the evaluation
@@ -10,7 +10,9 @@ training part (never from the test part), predicts the test part, and writes::
     RUN/heads/<backbone>/head.json            input size, preprocessing, weights, classes, recipe
     RUN/heads/<backbone>/history.csv          fold, phase, epoch, loss, accuracy, val_loss, val_accuracy
     RUN/heads/<backbone>/learning_curve.png
-    RUN/heads/predictions.csv                 the predictions format plus ``weights``
+    RUN/heads/predictions.csv                 the predictions format plus ``weights`` and both sigmoid
+                                              outputs ``out_hem``, ``out_all`` (the paper's Keras
+                                              metrics count them; y_score = P(ALL) made from them)
 
 The frozen backbone's max-pooled features of every image and of its mirror image are computed
 once (cached like the embeddings) and the head is trained on them, which is the paper's training
@@ -42,9 +44,10 @@ from leukoscope.classifiers.heads import (
     copy_head,
     fit_head,
     fit_pooled_head,
+    head_scores,
     mirror_pairs,
     one_hot,
-    predict_scores,
+    predict_outputs,
     unfreeze_top,
 )
 from leukoscope.classifiers.metrics import predict_labels
@@ -63,15 +66,27 @@ from leukoscope.pipeline.embedding_stream import (
 )
 from leukoscope.pipeline.figures import learning_curve
 from leukoscope.pipeline.freshness import settings_of
-from leukoscope.pipeline.layout import PREDICTION_COLUMNS, WEIGHTS_COLUMN, RunLayout, Stage, head_name
+from leukoscope.pipeline.layout import (
+    HEAD_OUTPUT_COLUMNS,
+    PREDICTION_COLUMNS,
+    WEIGHTS_COLUMN,
+    RunLayout,
+    Stage,
+    head_name,
+)
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
 
 log = logging.getLogger(__name__)
 
 HEAD_MODEL = "sigmoid_head"
+#: heads/predictions.csv: the predictions format, the weights, and both sigmoid outputs (NaN in rows of
+#: heads trained before they were kept)
+PREDICTION_FILE_COLUMNS = [*PREDICTION_COLUMNS, WEIGHTS_COLUMN, *HEAD_OUTPUT_COLUMNS]
 HISTORY_COLUMNS = ["fold", "phase", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
 FINAL_FOLD = "final"
+TRAINING_LOSS_NOTE = ("Training loss is measured with dropout on and on flipped images, validation loss without "
+                      "either, so training can sit above validation without anything being wrong.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,10 +215,11 @@ class _HeadTrainer:
         tuned.insert(0, "phase", "fine_tune")
         return model, pd.concat([history, tuned], ignore_index=True), True
 
-    def scores(self, model: Any, is_full: bool, rows: np.ndarray) -> np.ndarray:
+    def outputs(self, model: Any, is_full: bool, rows: np.ndarray) -> np.ndarray:
+        """(N, 2) sigmoid outputs (HEM, ALL) of the samples at ``rows``."""
         if is_full:
-            return predict_scores(model, self._images(rows))
-        return predict_scores(model, mirror_pairs(self.pooled[rows]), batch_size=self.heads.batch_size)
+            return predict_outputs(model, self._images(rows))
+        return predict_outputs(model, mirror_pairs(self.pooled[rows]), batch_size=self.heads.batch_size)
 
 
 def _usable(split_rows: np.ndarray, usable: np.ndarray) -> np.ndarray:
@@ -237,12 +253,13 @@ def train_backbone(config: Config, run: RunDir, samples: pd.DataFrame, backbone:
         model, history, is_full = trainer.train(
             carve_validation(samples, train, fraction=heads.validation_fraction, seed=seed), seed)
         histories.append(history.assign(fold=split.fold))
-        score = trainer.scores(model, is_full, test)
+        outputs = trainer.outputs(model, is_full, test)
+        score = head_scores(outputs)
         rows.append(pd.DataFrame({
             "sample_id": samples["sample_id"].to_numpy()[test], "subject": samples["subject"].to_numpy()[test],
             "protocol": protocol.value, "fold": split.fold, "model": HEAD_MODEL, "feature_set": head_name(name),
             "y_true": trainer.y[test], "y_score": score, "y_pred": predict_labels(score),
-            WEIGHTS_COLUMN: job.weights.label,
+            WEIGHTS_COLUMN: job.weights.label, **dict(zip(HEAD_OUTPUT_COLUMNS, outputs.T)),
         }))
     if len(splits) > 1:  # cross-validation: the saved model is trained on every labelled sample
         labelled = np.flatnonzero((trainer.y >= 0) & usable)
@@ -261,8 +278,8 @@ def _save(run: RunDir, job: EmbeddingJob, model: Any, history: pd.DataFrame, con
     save_keras(model, folder / "model.keras")
     history = history[HISTORY_COLUMNS]
     write_csv(history, folder / "history.csv")
-    write_png(learning_curve(history, title=f"{name} sigmoid head (weights: {job.weights.label})",
-                             ylabel="binary cross-entropy", groups=("fold", "phase")),
+    write_png(learning_curve(history, title=f"{name} sigmoid head on the frozen backbone ({job.weights.label} weights)",
+                             ylabel="binary cross-entropy", groups=("fold", "phase"), note=TRAINING_LOSS_NOTE),
               folder / "learning_curve.png")
     write_json({
         "backbone": name, "input_size": job.size, "weights": job.weights.info(),
@@ -299,7 +316,8 @@ def run_heads(config: Config, run: RunDir, samples: pd.DataFrame, consumers: tup
     samples = run.kept(samples)
     samples = samples.assign(subject=samples["subject"].fillna("").astype(str)).reset_index(drop=True)
     protocol = resolve_protocol(samples, config.compare.protocol)
-    splits = list(iter_splits(samples, protocol=protocol, folds=config.compare.folds, seed=config.run.seed))
+    splits = list(iter_splits(samples, protocol=protocol, folds=config.compare.folds, seed=config.run.seed,
+                              block_size=config.compare.block_size))
     run.stage_dir(Stage.HEADS)
     target = run.head_predictions
     frames = []
@@ -311,7 +329,7 @@ def run_heads(config: Config, run: RunDir, samples: pd.DataFrame, consumers: tup
         with _dtype_policy(config.heads.mixed_precision):
             frames.append(train_backbone(config, run, samples, backbone.value, splits, protocol))
         log.info("%s trained on %d split(s); predictions in %s", head_name(backbone.value), len(splits), target)
-    write_csv(pd.concat(frames, ignore_index=True)[[*PREDICTION_COLUMNS, WEIGHTS_COLUMN]], target)
+    write_csv(pd.concat(frames, ignore_index=True).reindex(columns=PREDICTION_FILE_COLUMNS), target)
     run.update_info(heads={"protocol": protocol.value, "splits": [s.fold for s in splits],
                            "backbones": [b.value for b in config.heads.backbones]})
 
@@ -337,7 +355,7 @@ STAGE = StageSpec(
     needs=lambda config: (Stage.SEGMENTATION,) if config.heads.mask_background else (),
     active=lambda config: bool(config.heads.backbones),
     done=lambda config, layout: not missing_heads(config, layout),
-    settings=settings_of("heads", "features", "compare.protocol", "compare.folds", "run.seed"),
+    settings=settings_of("heads", "features", "compare.protocol", "compare.folds", "compare.block_size", "run.seed"),
     check=_check,
 )
 

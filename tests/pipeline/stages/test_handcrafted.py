@@ -16,11 +16,13 @@ import pandas as pd
 import pytest
 
 from leukoscope.features.registry import compute_features, data_dictionary, feature_names
+from leukoscope.features.surround import SURROUND_COLUMNS, surround_features
 from leukoscope.pipeline import graph
 from leukoscope.pipeline.atomic import write_png
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.graph import run_stages
 from leukoscope.pipeline.imageio import MaskReadError, read_image, read_label_mask
+from leukoscope.pipeline.layout import sha256_file
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stages import handcrafted as stage
 
@@ -49,10 +51,15 @@ def _config(run: RunDir, **overrides) -> Config:
 
 
 @pytest.fixture(scope="module")
-def reference_csv(tmp_path_factory) -> bytes:
+def reference_run(tmp_path_factory) -> RunDir:
     run, samples = _segmented_run(tmp_path_factory.mktemp("reference"))
     run_stages("features", _config(run), run, samples)
-    return _csv(run).read_bytes()
+    return run
+
+
+@pytest.fixture(scope="module")
+def reference_csv(reference_run) -> bytes:
+    return _csv(reference_run).read_bytes()
 
 
 def test_csv_contract(tmp_path):
@@ -72,6 +79,25 @@ def test_csv_contract(tmp_path):
     info = json.loads((run.path / "run.json").read_text())["features"]["handcrafted"]
     assert (info["samples"], info["computed"], info["from_cache"]) == (N_CELLS, N_CELLS, 0)
     assert info["haralick_levels"] == 64
+    surround = pd.read_csv(run.path / "features" / "surround.csv")
+    assert list(surround.columns) == ["sample_id", "subject", "label", "split", *SURROUND_COLUMNS]
+    assert list(surround["sample_id"]) == list(samples["sample_id"])
+    np.testing.assert_array_equal(surround.loc[0, list(SURROUND_COLUMNS)].to_numpy(float),
+                                  list(surround_features(image, labels).values()))
+
+
+def test_cells_measured_in_the_segmentation_workers_give_the_same_files(tmp_path, monkeypatch, reference_run):
+    """Fusion: MeasureCell fills the cache while the cell is in memory; the stage only writes the CSVs."""
+    run, samples = _segmented_run(tmp_path)
+    measure = stage.MeasureCell(_config(run), run)
+    for sample in samples.itertuples():
+        image = read_image(sample.path)
+        labels = read_label_mask(_mask(run, sample.sample_id), image_shape=image.shape[:2], image_name="x")
+        measure(image, labels, sha256_file(sample.path), sha256_file(_mask(run, sample.sample_id)))
+    monkeypatch.setattr(stage, "compute_features", lambda *a, **k: pytest.fail("measured twice"))
+    run_stages("features", _config(run), run, samples)
+    for name in ("handcrafted.csv", "surround.csv"):
+        assert (run.path / "features" / name).read_bytes() == (reference_run.path / "features" / name).read_bytes()
 
 
 def test_rows_stream_in_chunks_without_changing_the_csv(tmp_path, monkeypatch, reference_csv):

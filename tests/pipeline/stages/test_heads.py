@@ -67,7 +67,7 @@ def trained(tmp_path_factory):
 def test_predictions_cover_the_test_part_and_record_the_weights(trained):
     run, samples = trained
     predictions = pd.read_csv(run.path / "heads" / "predictions.csv", dtype={"subject": str})
-    assert list(predictions.columns) == [*PREDICTION_COLUMNS, "weights"]
+    assert list(predictions.columns) == [*PREDICTION_COLUMNS, "weights", "out_hem", "out_all"]
     test = samples[samples["split"] == "prelim_test"]
     assert sorted(predictions["sample_id"]) == sorted(test["sample_id"])
     assert set(predictions["fold"]) == {"prelim_test"} and set(predictions["protocol"]) == {"official"}
@@ -100,13 +100,14 @@ def test_saved_model_loads_safely_and_reproduces_the_predictions(trained):
     x = prepare_batch([read_image(p) for p in paths], size=32, preprocess=spec.preprocess)
     outputs = model.predict_on_batch(x)
     np.testing.assert_allclose(outputs[:, 1] / outputs.sum(axis=1), predictions["y_score"], rtol=1e-4)
+    np.testing.assert_allclose(outputs, predictions[["out_hem", "out_all"]], rtol=1e-4)  # both sigmoids kept
 
 
 def test_history_and_learning_curve(trained):
     run, _ = trained
     history = pd.read_csv(run.path / "heads" / "vgg16" / "history.csv")
     assert list(history.columns) == ["fold", "phase", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
-    assert list(history["epoch"]) == [1, 2, 3] and set(history["phase"]) == {"head"}
+    assert list(history["epoch"]) == [1, 2, 3] and set(history["phase"]) == {"head"}  # whole epochs
     assert (run.path / "heads" / "vgg16" / "learning_curve.png").stat().st_size > 1000
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 
@@ -11,13 +12,14 @@ import pytest
 from scipy import stats
 
 from leukoscope.classifiers.errors import EvaluationError
+from leukoscope.features.surround import SURROUND_COLUMNS
 from leukoscope.features.univariate import CELL_LEVEL_NOTE
 from leukoscope.pipeline import graph
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.graph import plan, run_stages
 from leukoscope.pipeline.layout import Stage
 from leukoscope.pipeline.report import to_markdown
-from leukoscope.pipeline.report_statistics import statistics_section, top_features
+from leukoscope.pipeline.report_statistics import GLOSSARY, statistics_section, top_features
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stages.statistics import STAGE, run_statistics
 from leukoscope.pipeline.statistics_record import FIGURES, outputs, read_record
@@ -28,9 +30,13 @@ FAST = {"features.statistics_bootstrap": 200, "run.quiet": True}
 
 
 def _run(tmp_path, cells: pd.DataFrame) -> RunDir:
+    """A run directory with the handcrafted stage's tables: ``cells`` and a surround table."""
     run = RunDir(tmp_path / "run")
     run.stage_dir(Stage.HANDCRAFTED)
     cells.to_csv(run.handcrafted_table, index=False)
+    rng = np.random.default_rng(0)
+    surround = cells[["sample_id", "subject", "label", "split"]]
+    surround.assign(**{c: rng.normal(size=len(cells)) for c in SURROUND_COLUMNS}).to_csv(run.surround_table, index=False)
     return run
 
 
@@ -192,7 +198,11 @@ def test_the_compare_report_ends_with_the_section_and_its_figures(tmp_path):
         assert f"](../features/{name}.png)" in section
     assert section.count(f"| {PLANTED} |") == 1
     html = (run.path / "compare" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 2 + len(FIGURES)
+    for name in FIGURES:
+        assert base64.b64encode(run.statistics_figure(name).read_bytes()).decode() in html
+    glossary = section[section.index("## Glossary"):]
+    for column in top_features(read_table(run.univariate_table)).columns:
+        assert f"| {column} | {GLOSSARY[column]} |".replace("(1 | subject)", "(1 \\| subject)") in glossary
     info = json.loads(run.info_path.read_text())
     assert info["statistics"]["qc"] == "keep" and info["statistics"]["counts"]["subjects_all"] == 6
 
