@@ -10,7 +10,7 @@ import pytest
 
 from leukoscope.classifiers.metrics import METRICS
 from leukoscope.pipeline import graph
-from leukoscope.pipeline.feature_tables import read_features
+from leukoscope.pipeline.tables import read_features
 from leukoscope.pipeline.layout import ModelLayout, Stage
 from leukoscope.pipeline.model_card import training_digest
 from leukoscope.pipeline.model_folder import load_estimator, open_model_folder
