@@ -387,16 +387,6 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
 
 
 __all__ = [
-    "CompareConfig",
-    "Config",
-    "ConfigError",
-    "DataConfig",
-    "FeaturesConfig",
-    "FieldsConfig",
-    "HeadsConfig",
-    "RunConfig",
-    "SegmentationConfig",
-    "config_names",
-    "config_text",
-    "load_config",
+    "CompareConfig", "Config", "ConfigError", "DataConfig", "FeaturesConfig", "FieldsConfig", "HeadsConfig",
+    "RunConfig", "SegmentationConfig", "config_names", "config_text", "load_config",
 ]
