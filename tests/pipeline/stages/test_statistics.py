@@ -36,7 +36,8 @@ def _run(tmp_path, cells: pd.DataFrame) -> RunDir:
     cells.to_csv(run.handcrafted_table, index=False)
     rng = np.random.default_rng(0)
     surround = cells[["sample_id", "subject", "label", "split"]]
-    surround.assign(**{c: rng.normal(size=len(cells)) for c in SURROUND_COLUMNS}).to_csv(run.surround_table, index=False)
+    surround = surround.assign(**{c: rng.normal(size=len(cells)) for c in SURROUND_COLUMNS})
+    surround.to_csv(run.surround_table, index=False)
     return run
 
 
