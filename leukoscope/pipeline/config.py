@@ -191,9 +191,9 @@ class CompareConfig:
                              "mean and spread across them (5 for a paper; not with `official`).", POSITIVE)
     nested: bool = option(True, "Score the selection-corrected headline: the model and feature set chosen on "
                                 "inner folds of each training part (several times the cost of the comparison).")
-    qc: QcRule = option(QcRule.KEEP, "Cells with a qc_flag in the statistics of the features (subjects.csv, "
-                                     "univariate.csv): `keep` them (only their undefined values are skipped) or "
-                                     "`drop_flagged`.")
+    qc: QcRule = option(QcRule.KEEP, "Cells with a segmentation qc_flag, in the classifiers' folds and the "
+                                     "statistics (subjects.csv, univariate.csv): `keep` them or `drop_flagged`; the "
+                                     "report shows the flagged cells per class either way.")
 
 
 @dataclass(frozen=True)

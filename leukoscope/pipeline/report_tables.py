@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from leukoscope.pipeline.evaluation import Evaluation, Role
+from leukoscope.pipeline.report_qc import GLOSSARY as QC_GLOSSARY
 from leukoscope.pipeline.report_statistics import GLOSSARY as STATISTICS_GLOSSARY
 
 NO_SPREAD = "no spread in the bootstrap"
@@ -85,6 +86,7 @@ GLOSSARY = {
     "n_imputed": "rows kept with some NaN, imputed by the training-part median",
     "pca_components": "principal components of the embedding part (hybrid sets)",
     **STATISTICS_GLOSSARY,
+    **QC_GLOSSARY,
 }
 
 

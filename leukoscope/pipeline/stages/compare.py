@@ -67,6 +67,7 @@ from leukoscope.pipeline.feature_tables import (
 from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.layout import HEAD_OUTPUT_COLUMNS, PREDICTION_COLUMNS, RunLayout, Stage, head_name
 from leukoscope.pipeline.report import write_report
+from leukoscope.pipeline.report_qc import apply_qc
 from leukoscope.pipeline.report_statistics import statistics_section
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
@@ -243,6 +244,7 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
     samples = samples.assign(subject=samples["subject"].fillna("").astype(str)).reset_index(drop=True)
     check_inputs(config, run)
     samples = run.kept(samples)  # folds over what the stages kept, so that bad files cannot shift them
+    samples, qc_blocks, qc_info = apply_qc(config, run, samples)
     protocol = resolve_protocol(samples, settings.protocol)
     splits = list(iter_splits(samples, protocol=protocol, folds=settings.folds, seed=seed,
                               block_size=settings.block_size))
@@ -288,9 +290,10 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
     _write(run, evaluation, inner_scores)
     out = run.stage_dir(Stage.COMPARE)
     files = write_report(out, evaluation=evaluation, config=config, info=run.read_info(),
-                         sections=statistics_section(run, out) if needs_handcrafted(config) else [])
+                         sections=qc_blocks + (statistics_section(run, out) if needs_handcrafted(config) else []))
     run.update_info(compare={"protocol": protocol.value, "folds": len(splits), "results": len(evaluation.results),
-                             "weights": weights, "nested": notes.get("folds", notes.get("nested", ""))})
+                             "weights": weights, "nested": notes.get("folds", notes.get("nested", "")),
+                             "segmentation_qc": qc_info})
     for path in files:
         log.info("compare: wrote %s", path)
 
