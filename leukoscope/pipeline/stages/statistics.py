@@ -62,6 +62,7 @@ def read_cells(layout: RunLayout) -> pd.DataFrame:
             "--config and --out"
         )
     cells = read_features(path)
+    cells = cells[cells[LABEL].isin(["ALL", "HEM"])].reset_index(drop=True)  # unlabelled cells have no class
     try:
         subject_labels(subject_ids(cells), cells[LABEL].to_numpy(dtype=object))
     except ValueError as exc:
