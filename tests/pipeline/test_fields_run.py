@@ -145,7 +145,8 @@ def test_compare_runs_on_the_cut_outs_with_folds_grouped_by_field(allidb1, tmp_p
     report = run.compare_file("report.md").read_text()
     assert "(dataset allidb1)" in report and "The cells were cut out of whole smear fields" in report
     assert "subject is the field it came from" in report
-    assert json.loads(run.info_path.read_text())["stages"] == ["fields", "segmentation", "handcrafted", "statistics", "compare"]
+    stages = json.loads(run.info_path.read_text())["stages"]
+    assert stages == ["fields", "segmentation", "handcrafted", "statistics", "compare"]
 
 
 def test_voc_boxes_are_scored_at_both_ious(tmp_path, capsys):
