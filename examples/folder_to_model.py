@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for path, label, subject in cells:
         image = read_image(path)
         result = segment_cell(image)
-        if result.qc_flag:  # blank image, or no cell or nucleus found: nothing to measure
+        if not (result.labels == 2).any():  # blank image, or no cell or nucleus found: nothing to measure
             print(f"skipped {path.name}: {result.qc_flag}")
             continue
         kept.append(((image, result.labels), label, subject))

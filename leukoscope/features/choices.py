@@ -24,3 +24,14 @@ class Backbone(str, Enum):
     EFFICIENTNETB0 = "efficientnetb0"
     RESNET50 = "resnet50"
     RESNET101 = "resnet101"
+
+
+class QcRule(str, Enum):
+    """What to do with cells whose ``qc_flag`` is not empty (a feature is undefined on them).
+
+    ``KEEP``: keep them; only their undefined (NaN) values are skipped.
+    ``DROP_FLAGGED``: leave the whole cell out of every statistic.
+    """
+
+    KEEP = "keep"
+    DROP_FLAGGED = "drop_flagged"

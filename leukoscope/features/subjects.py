@@ -18,10 +18,11 @@ subject, named by its ``sample_id``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import Enum
 
 import numpy as np
 import pandas as pd
+
+from leukoscope.features.choices import QcRule
 
 SAMPLE_ID = "sample_id"
 SUBJECT = "subject"
@@ -35,17 +36,6 @@ MEDIAN = "median"
 IQR = "iqr"
 SEPARATOR = "__"
 DICTIONARY_COLUMNS = ["name", "description", "unit"]
-
-
-class QcRule(str, Enum):
-    """What to do with cells whose ``qc_flag`` is not empty (a feature is undefined on them).
-
-    ``KEEP``: keep them; only their undefined (NaN) values are skipped.
-    ``DROP_FLAGGED``: leave the whole cell out of every statistic.
-    """
-
-    KEEP = "keep"
-    DROP_FLAGGED = "drop_flagged"
 
 
 def feature_columns(cells: pd.DataFrame) -> list[str]:

@@ -29,3 +29,10 @@ class Backend(str, Enum):
     LOKY = "loky"
     THREADING = "threading"
     DASK = "dask"
+
+
+class TableFormat(str, Enum):
+    """File format of a written table (:mod:`leukoscope.pipeline.tables`)."""
+
+    CSV = "csv"
+    PARQUET = "parquet"

@@ -73,6 +73,7 @@ OVERRIDES = {
     "heads": "heads.backbones",
     "red_cell_diameter": "fields.red_cell_diameter",
     "boxes": "fields.boxes",
+    "format": "features.format",
 }
 #: the keys ``predict`` takes from the command line (the rest comes from the model card)
 PREDICT_OVERRIDES = ("data", "dataset", "out", "jobs", "backend", "scheduler", "quiet", "bootstrap", "refiner_model")
@@ -123,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     helps = {
         "fields": "find the white cells of whole smear fields and cut each out as a C-NMC-style cell",
         "segment": "segment every cell (whole cell, nucleus, cytoplasm) with overlays",
-        "features": "handcrafted features and frozen-CNN embeddings as CSV",
+        "features": "handcrafted features, their statistics per subject and per feature, and frozen-CNN "
+                    "embeddings as CSV (and Parquet)",
         "compare": "classifiers on every feature set, evaluated without patient leakage, with a report",
     }
     helps["train"] = ("fit the chosen models on the labelled training data and write a model folder each "
@@ -132,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
         _add_run_options(sub.add_parser(name, help=text, description=text))
     sub.choices["fields"].add_argument("--boxes", action="store_true", default=None,
                                        help="score the detection against the annotated boxes (voc)")
+    for name in ("features", "compare"):
+        sub.choices[name].add_argument(
+            "--format", help="features tables: csv, or parquet for a typed Parquet copy beside every CSV")
     for name in ("compare", "train"):
         command = sub.choices[name]
         command.add_argument("--protocol", help="evaluation: auto, official, group-cv, stratified-cv, blocked-cv")
@@ -301,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path in (run.cells_table, run.field_overlays_dir, run.fields_montage):
                 print(f"  {path}")
         if args.command == "predict":
-            for path in (run.predictions_table, run.subjects_table):
+            for path in (run.predictions_table, run.predict_subjects_table):
                 print(f"  {path}")
         return 0
     except USER_ERRORS as exc:

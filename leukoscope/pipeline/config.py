@@ -28,10 +28,10 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 from leukoscope.classifiers.choices import ClassifierName, FeatureSetKind, Protocol
 from leukoscope.features.backbones import get_backbone
-from leukoscope.features.choices import Backbone, Family
+from leukoscope.features.choices import Backbone, Family, QcRule
 from leukoscope.features.haralick import MAX_LEVELS
 from leukoscope.features.registry import check_options
-from leukoscope.pipeline.choices import Backend, DatasetKind
+from leukoscope.pipeline.choices import Backend, DatasetKind, TableFormat
 from leukoscope.pipeline.config_rules import (
     ConfigError,
     Interval,
@@ -139,6 +139,10 @@ class FeaturesConfig:
     batch_size: int = option(32, "Images per CNN batch.", POSITIVE)
     mask_background: bool = option(True, "Black out the background around the segmented cell before the CNN.")
     threads: int = option(0, "CPU threads of one TensorFlow operation.", Interval(0, meaning="0: all cores"))
+    format: TableFormat = option(TableFormat.CSV, "Features tables: `csv`, or `parquet` for a typed Parquet copy, "
+                                                  "with its data dictionary, beside every features CSV.")
+    statistics_bootstrap: int = option(2000, "Bootstrap replicates of the effect-size intervals of the univariate "
+                                             "table (docs/statistics.md).", Interval(0, meaning="0: no intervals"))
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,9 @@ class CompareConfig:
                              "mean and spread across them (5 for a paper; not with `official`).", POSITIVE)
     nested: bool = option(True, "Score the selection-corrected headline: the model and feature set chosen on "
                                 "inner folds of each training part (several times the cost of the comparison).")
+    qc: QcRule = option(QcRule.KEEP, "Cells with a segmentation qc_flag, in the classifiers' folds and the "
+                                     "statistics (subjects.csv, univariate.csv): `keep` them or `drop_flagged`; the "
+                                     "report shows the flagged cells per class either way.")
 
 
 @dataclass(frozen=True)
@@ -380,16 +387,6 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
 
 
 __all__ = [
-    "CompareConfig",
-    "Config",
-    "ConfigError",
-    "DataConfig",
-    "FeaturesConfig",
-    "FieldsConfig",
-    "HeadsConfig",
-    "RunConfig",
-    "SegmentationConfig",
-    "config_names",
-    "config_text",
-    "load_config",
+    "CompareConfig", "Config", "ConfigError", "DataConfig", "FeaturesConfig", "FieldsConfig", "HeadsConfig",
+    "RunConfig", "SegmentationConfig", "config_names", "config_text", "load_config",
 ]

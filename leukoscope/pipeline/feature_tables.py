@@ -19,6 +19,7 @@ from leukoscope.classifiers.choices import FeatureSetKind
 from leukoscope.classifiers.featuresets import ID_COLUMNS, FeatureSet, hybrid_set, single_set
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.layout import QC_COLUMN, WEIGHTS_COLUMN, RunLayout, cnn_name
+from leukoscope.pipeline.tables import read_features
 
 #: the text columns of a features table (everything else is a number)
 TEXT_COLUMNS = (*ID_COLUMNS, WEIGHTS_COLUMN, QC_COLUMN)
@@ -55,11 +56,6 @@ def _fill_text(table: pd.DataFrame) -> pd.DataFrame:
     present = [c for c in TEXT_COLUMNS if c in table.columns]
     table[present] = table[present].fillna("")
     return table
-
-
-def read_features(path: Path) -> pd.DataFrame:
-    """A features CSV with its id columns as str ("" when empty) and the rest as numbers."""
-    return _fill_text(pd.read_csv(path, dtype=_text_dtypes()))
 
 
 def table_columns(path: Path) -> list[str]:
@@ -168,4 +164,4 @@ def iter_joined(paths: list[Path], columns: list[list[str]], order: dict[str, in
 
 
 __all__ = ["CHUNK_ROWS", "FEATURE_SET_COLUMNS", "TEXT_COLUMNS", "build_feature_sets", "iter_joined",
-           "needs_handcrafted", "read_features", "table_columns", "wanted_backbones", "wanted_heads"]
+           "needs_handcrafted", "table_columns", "wanted_backbones", "wanted_heads"]

@@ -49,16 +49,22 @@ def samples_digest(samples: pd.DataFrame) -> str:
     return _digest(rows.to_numpy().tolist())
 
 
+#: keys a whole section leaves out: they shape only the stages that name them (the statistics of
+#: the features; ``features.format`` only adds Parquet copies of tables that stay the same)
+NAMED_ONLY = frozenset({"features.format", "features.statistics_bootstrap"})
+
+
 def settings_of(*keys: str) -> Callable[[Config], dict[str, Any]]:
-    """A stage's ``settings`` function: the config sections (``"features"``) and keys
-    (``"run.seed"``) that shape its results."""
+    """A stage's ``settings`` function: the config sections (``"features"``, without the keys of
+    :data:`NAMED_ONLY`) and keys (``"run.seed"``) that shape its results."""
 
     def settings(config: Config) -> dict[str, Any]:
         values = config.to_dict()
         picked: dict[str, Any] = {}
         for key in keys:
             section, _, name = key.partition(".")
-            picked[key] = values[section][name] if name else values[section]
+            picked[key] = values[section][name] if name else {
+                field: value for field, value in values[section].items() if f"{section}.{field}" not in NAMED_ONLY}
         return picked
 
     return settings
@@ -82,4 +88,4 @@ def stage_key(stage: Stage, config: Config, samples: str, *, settings: Mapping[S
                     "settings": settings[stage](config), "upstream": upstream})
 
 
-__all__ = ["RECORD_VERSION", "samples_digest", "settings_of", "stage_key"]
+__all__ = ["NAMED_ONLY", "RECORD_VERSION", "samples_digest", "settings_of", "stage_key"]

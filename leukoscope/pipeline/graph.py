@@ -1,12 +1,12 @@
-"""The stage graph: segmentation -> handcrafted -> embeddings -> heads -> compare -> train; predict.
+"""The stage graph: segmentation -> handcrafted -> statistics -> embeddings -> heads -> compare -> train; predict.
 
 ::
 
-    segmentation ──> handcrafted ─────────┐
-       │  (mask_background)               v
-       ├──────> embeddings ───────────> compare ──> train
-       │  (heads.mask_background)         ^
-       └──────> heads ────────────────────┘
+    segmentation ──> handcrafted ──┬──> statistics ──┐
+       │  (mask_background)        └─────────────────┤
+       ├──────> embeddings ──────────────────────────┼──> compare ──> train
+       │  (heads.mask_background)                    │
+       └──────> heads ───────────────────────────────┘
 
     segmentation ──> [handcrafted] ──> [embeddings] ──> predict   (what the model's inputs need)
 
@@ -30,19 +30,19 @@ from leukoscope.pipeline.freshness import samples_digest, stage_key
 from leukoscope.pipeline.layout import Stage
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
-from leukoscope.pipeline.stages import compare, embeddings, handcrafted, heads, predict, segment, train
+from leukoscope.pipeline.stages import compare, embeddings, handcrafted, heads, predict, segment, statistics, train
 
 log = logging.getLogger(__name__)
 
 #: every stage, in an order where each comes after those it may need
 STAGES: dict[Stage, StageSpec] = {
-    spec.name: spec for spec in (segment.STAGE, handcrafted.STAGE, embeddings.STAGE, heads.STAGE, compare.STAGE,
-                                 train.STAGE, predict.STAGE)
+    spec.name: spec for spec in (segment.STAGE, handcrafted.STAGE, statistics.STAGE, embeddings.STAGE, heads.STAGE,
+                                 compare.STAGE, train.STAGE, predict.STAGE)
 }
 #: the stages a command targets (those without work under its config are left out)
 COMMANDS: dict[str, tuple[Stage, ...]] = {
     "segment": (Stage.SEGMENTATION,),
-    "features": (Stage.HANDCRAFTED, Stage.EMBEDDINGS),
+    "features": (Stage.HANDCRAFTED, Stage.STATISTICS, Stage.EMBEDDINGS),
     "compare": (Stage.COMPARE,),
     "train": (Stage.TRAIN,),
     "predict": (Stage.PREDICT,),

@@ -14,7 +14,9 @@ Nothing else in leukoscope builds a path inside a run directory by hand; stages 
                           cache/fields-<settings>/<key>.npz
         segmentation/     masks/<id>.png, overlays/<id>.png, montage.png, segmentation.csv,
                           summary.csv, cache/segment-<settings>/<image sha256>.npz
-        features/         handcrafted.csv, columns.csv, surround.csv, cnn_<backbone>.csv,
+        features/         handcrafted.csv, columns.csv, surround.csv, cnn_<backbone>.csv (+ .parquet copies),
+                          subjects.csv, univariate.csv (+ .columns.csv, .parquet), statistics.json,
+                          effect_sizes.png, volcano.png, subject_boxplots.png,
                           cache/{handcrafted,cnn_<backbone>[_mirror]}-<settings>/<key>.npz
         heads/            <backbone>/model.keras, head.json, history.csv, learning_curve.png;
                           predictions.csv
@@ -55,6 +57,7 @@ class Stage(str, Enum):
     FIELDS = "fields"
     SEGMENTATION = "segmentation"
     HANDCRAFTED = "handcrafted"
+    STATISTICS = "statistics"
     EMBEDDINGS = "embeddings"
     HEADS = "heads"
     COMPARE = "compare"
@@ -78,8 +81,8 @@ UNIT_COLUMN = "unit"
 #: folder of each stage's outputs (the embeddings are features too)
 _FOLDERS = {
     Stage.FIELDS: "fields", Stage.SEGMENTATION: "segmentation", Stage.HANDCRAFTED: "features",
-    Stage.EMBEDDINGS: "features", Stage.HEADS: "heads", Stage.COMPARE: "compare", Stage.TRAIN: "models",
-    Stage.PREDICT: "predict",
+    Stage.STATISTICS: "features", Stage.EMBEDDINGS: "features", Stage.HEADS: "heads", Stage.COMPARE: "compare",
+    Stage.TRAIN: "models", Stage.PREDICT: "predict",
 }
 #: the file that marks a folder as a leukoscope run directory
 RUN_MARKER = ".leukoscope-run"
@@ -268,6 +271,26 @@ class RunLayout:
     def embeddings_table(self, backbone: str) -> Path:
         return self.folder(Stage.EMBEDDINGS) / f"{cnn_name(backbone)}.csv"
 
+    # -- statistics ---------------------------------------------------------------------
+    @property
+    def subjects_table(self) -> Path:
+        """One row per subject: label, cell counts, median and IQR of every feature."""
+        return self.folder(Stage.STATISTICS) / "subjects.csv"
+
+    @property
+    def univariate_table(self) -> Path:
+        """One row per feature: ALL against HEM with the subject as the unit."""
+        return self.folder(Stage.STATISTICS) / "univariate.csv"
+
+    @property
+    def statistics_record(self) -> Path:
+        """What the statistics stage was run with and wrote (settings, counts, figure captions)."""
+        return self.folder(Stage.STATISTICS) / "statistics.json"
+
+    def statistics_figure(self, name: str) -> Path:
+        """A figure of the univariate table: ``effect_sizes``, ``volcano`` or ``subject_boxplots``."""
+        return self.folder(Stage.STATISTICS) / f"{name}.png"
+
     # -- heads --------------------------------------------------------------------------
     def head_dir(self, backbone: str) -> Path:
         return self.folder(Stage.HEADS) / backbone
@@ -294,7 +317,7 @@ class RunLayout:
         return self.predict_file("predictions.csv")
 
     @property
-    def subjects_table(self) -> Path:
+    def predict_subjects_table(self) -> Path:
         return self.predict_file("subjects.csv")
 
 

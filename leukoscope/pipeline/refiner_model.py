@@ -138,6 +138,13 @@ def cached_refiner(path: str) -> Any:
     return load_refiner(path)
 
 
+def _skipped(result: Any) -> Any:
+    """``result`` with ``refiner_skipped`` added to its flags."""
+    from leukoscope.segmentation.qc import join_flags, split_flags
+
+    return dataclasses.replace(result, qc_flag=join_flags([*split_flags(result.qc_flag), QCFlag.REFINER_SKIPPED]))
+
+
 @functools.lru_cache(maxsize=2)
 def trained_backgrounds(path: str) -> frozenset[str]:
     """The surrounds (``smear``, ``black``) of the images a refiner was trained on, from its record
@@ -166,11 +173,11 @@ def refine_segmentation(path: str, image: np.ndarray, result: Any, *, min_size: 
     from leukoscope.segmentation.overlay import cell_window, draw_overlay
     from leukoscope.segmentation.refine import refine_result
 
-    trained_on = trained_backgrounds(path)
-    if result.background not in trained_on:  # unlike every image the refiner was trained on
-        refined = dataclasses.replace(result, qc_flag=QCFlag.REFINER_SKIPPED.value)
-    else:
-        refined, _reason = refine_result(cached_refiner(path), image, result, min_size=min_size)
+    if result.background not in trained_backgrounds(path):  # unlike every image the refiner was trained on
+        return _skipped(result), image
+    refined, reason = refine_result(cached_refiner(path), image, result, min_size=min_size)
+    if reason or np.array_equal(refined.labels, result.labels):  # no change: nothing to show under the outlines
+        return refined, image
     window = cell_window(refined.labels)
     picture = image.copy()
     picture[window] = draw_overlay(image[window], result.labels[window], colours=THRESHOLD_COLOURS)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -328,8 +329,9 @@ def glossary_blocks(blocks: list[Block]) -> list[Block]:
 
 
 def build_blocks(*, evaluation: Evaluation, config: Config, info: dict[str, Any],
-                 captions: dict[str, str]) -> list[Block]:
-    """The report's content, independent of its format: the sections in order, the glossary last."""
+                 captions: dict[str, str], sections: Sequence[Block] = ()) -> list[Block]:
+    """The report's content, independent of its format: the sections in order, then ``sections``
+    (:func:`leukoscope.pipeline.report_statistics.statistics_section`), the glossary last."""
     blocks = [
         *header_blocks(evaluation, config, info),
         *headline_blocks(evaluation),
@@ -341,6 +343,7 @@ def build_blocks(*, evaluation: Evaluation, config: Config, info: dict[str, Any]
         *paper_blocks(evaluation, config),
         *feature_set_blocks(evaluation),
         *figure_blocks(captions),
+        *sections,
     ]
     return blocks + glossary_blocks(blocks)
 
@@ -364,7 +367,8 @@ def _figures(folder: Path, evaluation: Evaluation) -> dict[str, str]:
     return captions
 
 
-def write_report(folder: Path, *, evaluation: Evaluation, config: Config, info: dict[str, Any]) -> list[Path]:
+def write_report(folder: Path, *, evaluation: Evaluation, config: Config, info: dict[str, Any],
+                 sections: Sequence[Block] = ()) -> list[Path]:
     """Write the figures, ``report.md`` and ``report.html`` into ``folder``; return their paths.
 
     Parameters
@@ -375,10 +379,12 @@ def write_report(folder: Path, *, evaluation: Evaluation, config: Config, info: 
     config : Config
     info : dict
         ``run.json`` (``started`` and ``argv`` give the run stamp).
+    sections : sequence of Block
+        Further blocks before the glossary; their images are paths relative to ``folder``.
     """
     folder = Path(folder)
     captions = _figures(folder, evaluation)
-    blocks = build_blocks(evaluation=evaluation, config=config, info=info, captions=captions)
+    blocks = build_blocks(evaluation=evaluation, config=config, info=info, captions=captions, sections=sections)
     write_text(to_markdown(blocks), folder / "report.md")
     write_text(to_html(blocks, folder), folder / "report.html")
     return [folder / name for name in captions] + [folder / "report.md", folder / "report.html"]

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from leukoscope.pipeline.evaluation import Evaluation, Role
+from leukoscope.pipeline.report_qc import GLOSSARY as QC_GLOSSARY
+from leukoscope.pipeline.report_statistics import GLOSSARY as STATISTICS_GLOSSARY
 
 NO_SPREAD = "no spread in the bootstrap"
 """Shown instead of ``[x, x]``: every replicate gave the same value (a constant predictor, or a score
@@ -83,6 +85,8 @@ GLOSSARY = {
     "n_missing": "labelled samples with no row in the features file", "n_dropped": "rows dropped: every feature NaN",
     "n_imputed": "rows kept with some NaN, imputed by the training-part median",
     "pca_components": "principal components of the embedding part (hybrid sets)",
+    **STATISTICS_GLOSSARY,
+    **QC_GLOSSARY,
 }
 
 

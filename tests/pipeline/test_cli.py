@@ -5,8 +5,10 @@ import pandas as pd
 import pytest
 
 from leukoscope.pipeline import cli, graph
+from leukoscope.pipeline.choices import TableFormat
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.rundir import RunDir
+from leukoscope.pipeline.tables import read_dictionary, read_features, read_table
 
 from .cnmc_tree import make_cnmc_tree
 
@@ -83,3 +85,30 @@ def test_a_bad_setting_fails_before_any_stage_runs(tmp_path, capsys):
     assert len(err) == 1 and "key 'features.weights'" in err[0] and "no-such-folder" in err[0]
     assert "allowed: 'auto', 'imagenet', 'random' or an existing folder" in err[0]
     assert not (tmp_path / "run").exists()  # the config is checked before the run directory is made
+
+
+def test_format_flag_of_the_features_and_compare_commands(tmp_path, capsys):
+    for command in ("features", "compare"):
+        args = cli.build_parser().parse_args([command, "--format", "parquet"])
+        assert cli.resolve_config(args).features.format is TableFormat.PARQUET
+    assert cli.resolve_config(cli.build_parser().parse_args(["features"])).features.format is TableFormat.CSV
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["segment", "--format", "parquet"])
+    assert cli.main(["features", "--format", "xlsx", "--out", str(tmp_path / "run")]) == 2
+    assert "key 'features.format': 'xlsx' is not allowed; allowed: 'csv', 'parquet'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_features_with_format_parquet_writes_every_table_twice(tmp_path):
+    base = make_cnmc_tree(tmp_path / "data")
+    run = tmp_path / "run"
+    assert cli.main(["features", "--data", str(base), "--out", str(run), "--quiet", "--jobs", "1",
+                     "--backbones", "none", "--format", "parquet"]) == 0
+    features = run / "features"
+    handcrafted = pd.read_parquet(features / "handcrafted.parquet")
+    assert len(handcrafted) > 0 and read_dictionary(features / "handcrafted.parquet") is not None
+    pd.testing.assert_frame_equal(handcrafted, read_features(features / "handcrafted.csv"), check_exact=True)
+    for name in ("subjects", "univariate"):
+        pd.testing.assert_frame_equal(read_table(features / f"{name}.parquet"), read_table(features / f"{name}.csv"))
+    info = json.loads((run / "run.json").read_text())
+    assert info["stages"] == ["segmentation", "handcrafted", "statistics"] and info["status"] == "ok"

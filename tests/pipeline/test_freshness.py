@@ -39,6 +39,15 @@ def test_settings_of_picks_sections_and_keys():
     assert set(picked) == {"segmentation", "run.seed"}
 
 
+def test_a_whole_section_leaves_out_the_statistics_and_format_keys():
+    """``--format parquet`` or another bootstrap count must not make the embeddings or heads stale."""
+    config = Config()
+    other = config.with_overrides({"features.format": "parquet", "features.statistics_bootstrap": 10})
+    assert settings_of("features", "run.seed")(other) == settings_of("features", "run.seed")(config)
+    named = settings_of("features.statistics_bootstrap", "features.format")
+    assert named(other) == {"features.statistics_bootstrap": 10, "features.format": "parquet"} != named(config)
+
+
 def test_a_stage_key_follows_its_settings_its_samples_and_its_upstream_only():
     config = Config()
     base = {stage: _key(stage, config) for stage in NEEDS}

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -102,3 +103,57 @@ def test_a_csv_without_its_dictionary_is_read_with_inference(tmp_path):
     (tmp_path / "plain.csv").write_text("a,b\n1,x\n2,y\n")
     assert read_dictionary(tmp_path / "plain.csv") is None
     assert read_table(tmp_path / "plain.csv")["a"].tolist() == [1, 2]
+
+
+def features_csv(path, rows: int = 50, seed: int = 0) -> pd.DataFrame:
+    """A features CSV as the features stages write it (text ids, digit-only subjects, NaN, extremes)."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "sample_id": [f"{k:03d}" for k in range(rows)],
+        "subject": np.where(np.arange(rows) % 3 == 0, "", "7"),
+        "label": np.where(np.arange(rows) % 2 == 0, "ALL", "NA"),
+        "split": "",
+        "morph_area_nucleus": rng.normal(size=rows) * 10.0 ** rng.integers(-300, 300, rows),
+        "intensity_mean_cell_gray": np.where(np.arange(rows) % 7 == 0, np.nan, rng.normal(size=rows)),
+        "qc_flag": np.where(np.arange(rows) % 7 == 0, "intensity:cell:empty", ""),
+    })
+    frame.loc[1, "morph_area_nucleus"] = np.inf
+    frame.to_csv(path, index=False, float_format=None, lineterminator="\n")
+    return frame
+
+
+def test_read_features_keeps_ids_as_text_and_values_exact(tmp_path):
+    frame = features_csv(tmp_path / "handcrafted.csv")
+    back = tables.read_features(tmp_path / "handcrafted.csv")
+    pd.testing.assert_frame_equal(back, frame, check_exact=True, check_dtype=False)
+    assert back["sample_id"].iloc[0] == "000" and back["label"].iloc[1] == "NA" and back["subject"].iloc[0] == ""
+
+
+def test_csv_to_parquet_streams_blocks_into_a_typed_copy(tmp_path):
+    csv = tmp_path / "handcrafted.csv"
+    features_csv(csv, rows=400)
+    dictionary = pd.DataFrame({"name": pd.read_csv(csv, nrows=0).columns, "description": "d", "unit": ""})
+    parquet = tables.csv_to_parquet(csv, dictionary=dictionary, block_bytes=4096)
+    assert parquet == tmp_path / "handcrafted.parquet"
+    assert pq.ParquetFile(parquet).metadata.num_row_groups > 3  # one per block: never the whole CSV at once
+    back = pd.read_parquet(parquet)
+    pd.testing.assert_frame_equal(back, tables.read_features(csv), check_exact=True)
+    assert [str(t) for t in back.dtypes] == ["str"] * 4 + ["float64"] * 2 + ["str"]
+    described = read_dictionary(parquet)
+    assert described["dtype"].tolist() == [str(t) for t in back.dtypes]
+    assert described["description"].tolist() == ["d"] * 7
+
+
+def test_csv_to_parquet_float32_and_header_only(tmp_path):
+    values = np.random.default_rng(1).normal(size=(20, 3)).astype(np.float32)
+    csv = tmp_path / "cnn_vgg16.csv"
+    with open(csv, "w") as handle:
+        handle.write("sample_id,weights,cnn_vgg16_0000,cnn_vgg16_0001,cnn_vgg16_0002\n")
+        for k, row in enumerate(values):
+            handle.write(f"{k},random," + ",".join(f"{v:.9g}" for v in row) + "\n")
+    back = pd.read_parquet(tables.csv_to_parquet(csv, float_type=pa.float32()))
+    assert (back.dtypes.iloc[2:] == np.float32).all()
+    np.testing.assert_array_equal(back.iloc[:, 2:].to_numpy(), values)  # %.9g digits give the float32 back
+    empty = tmp_path / "empty.csv"
+    empty.write_text("sample_id,x\n")
+    assert pd.read_parquet(tables.csv_to_parquet(empty)).columns.tolist() == ["sample_id", "x"]

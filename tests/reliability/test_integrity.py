@@ -65,7 +65,7 @@ def test_replaced_added_and_removed_images_give_the_results_of_a_fresh_run(pool,
     counts = pd.read_csv(run / "compare" / "feature_sets.csv")
     assert counts["n_missing"].tolist() == [0]
     info = RunDir(run).read_info()
-    assert info["stages"] == ["segmentation", "handcrafted", "compare"]
+    assert info["stages"] == ["segmentation", "handcrafted", "statistics", "compare"]
     assert (info["segmentation"]["computed"], info["segmentation"]["from_cache"]) == (2, 2 * PER_CLASS - 2)
 
 
@@ -77,7 +77,7 @@ def test_nothing_changed_reruns_only_the_target_and_a_changed_setting_reruns_its
     assert RunDir(run).read_info()["stages"] == ["compare"]
     larger = write_config(tmp_path / "larger.toml", min_size=400)
     assert _run("compare", larger, data, run) == 0
-    assert RunDir(run).read_info()["stages"] == ["segmentation", "handcrafted", "compare"]
+    assert RunDir(run).read_info()["stages"] == ["segmentation", "handcrafted", "statistics", "compare"]
     assert _run("compare", larger, data, tmp_path / "fresh") == 0
     _same_files(run, tmp_path / "fresh", TABLES)
 

@@ -84,7 +84,7 @@ def test_a_second_command_is_refused_while_the_first_runs_and_the_first_finishes
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
     info = RunDir(run).read_info()
-    assert info["status"] == "ok" and info["stages"] == ["segmentation", "handcrafted"]
+    assert info["status"] == "ok" and info["stages"] == ["segmentation", "handcrafted", "statistics"]
     assert not RunLayout(run).lock_path.exists()
 
 

@@ -19,7 +19,8 @@ selection-corrected (nested) headline, and writes::
     RUN/compare/calibration.csv          Brier score, subject-level AUC
     RUN/compare/repeats.csv              mean and spread across compare.repeats (when > 1)
     RUN/compare/confound.csv             models on the colour outside the cell (smear crops)
-    RUN/compare/*.png, report.md, report.html
+    RUN/compare/*.png, report.md, report.html (when handcrafted features are compared, ending with
+                                         the statistics stage's section on them: report_statistics)
 
 The evaluation library behind it: :mod:`leukoscope.classifiers` (baselines, intervals,
 selection, comparison, repeats, calibration, keras_metrics), wired by
@@ -60,15 +61,17 @@ from leukoscope.pipeline.evaluation import (
 from leukoscope.pipeline.feature_tables import (
     build_feature_sets,
     needs_handcrafted,
-    read_features,
     wanted_backbones,
     wanted_heads,
 )
 from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.layout import HEAD_OUTPUT_COLUMNS, PREDICTION_COLUMNS, RunLayout, Stage, head_name
 from leukoscope.pipeline.report import write_report
+from leukoscope.pipeline.report_qc import apply_qc
+from leukoscope.pipeline.report_statistics import statistics_section
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
+from leukoscope.pipeline.tables import read_features
 from leukoscope.segmentation.choices import Background
 
 log = logging.getLogger(__name__)
@@ -241,6 +244,7 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
     samples = samples.assign(subject=samples["subject"].fillna("").astype(str)).reset_index(drop=True)
     check_inputs(config, run)
     samples = run.kept(samples)  # folds over what the stages kept, so that bad files cannot shift them
+    samples, qc_blocks, qc_info = apply_qc(config, run, samples)
     protocol = resolve_protocol(samples, settings.protocol)
     splits = list(iter_splits(samples, protocol=protocol, folds=settings.folds, seed=seed,
                               block_size=settings.block_size))
@@ -284,9 +288,12 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
         notes=notes,
     )
     _write(run, evaluation, inner_scores)
-    files = write_report(run.stage_dir(Stage.COMPARE), evaluation=evaluation, config=config, info=run.read_info())
+    out = run.stage_dir(Stage.COMPARE)
+    files = write_report(out, evaluation=evaluation, config=config, info=run.read_info(),
+                         sections=qc_blocks + (statistics_section(run, out) if needs_handcrafted(config) else []))
     run.update_info(compare={"protocol": protocol.value, "folds": len(splits), "results": len(evaluation.results),
-                             "weights": weights, "nested": notes.get("folds", notes.get("nested", ""))})
+                             "weights": weights, "nested": notes.get("folds", notes.get("nested", "")),
+                             "segmentation_qc": qc_info})
     for path in files:
         log.info("compare: wrote %s", path)
 
@@ -311,6 +318,7 @@ def _write(run: RunDir, evaluation: Evaluation, inner_scores: pd.DataFrame) -> N
 
 def _needs(config: Config) -> tuple[Stage, ...]:
     return tuple(stage for stage, wanted in ((Stage.HANDCRAFTED, needs_handcrafted(config)),
+                                             (Stage.STATISTICS, needs_handcrafted(config)),
                                              (Stage.EMBEDDINGS, bool(wanted_backbones(config))),
                                              (Stage.HEADS, bool(wanted_heads(config)))) if wanted)
 

@@ -6,6 +6,8 @@
     RUN/features/cnn_<backbone>.csv   sample_id, subject, label, split, weights,
                                       cnn_<backbone>_0000 ... (global average pooling)
     RUN/features/cache/cnn_<backbone>-<settings>/<key>.npz   avg and max pooled, per sample
+    RUN/features/cnn_<backbone>.parquet   with features.format "parquet": a typed (float32) copy
+                                          (:mod:`leukoscope.pipeline.parquet_copies`)
 
 The pooled features are streamed by :func:`leukoscope.pipeline.embedding_stream.iter_pooled`
 (the segmentation masks zero the background when ``features.mask_background`` is set); the CSV
@@ -20,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from leukoscope.features.backbones import BackboneSpec
 from leukoscope.pipeline.atomic import atomic_path
@@ -34,6 +37,7 @@ from leukoscope.pipeline.embedding_stream import (
 )
 from leukoscope.pipeline.freshness import settings_of
 from leukoscope.pipeline.layout import META_COLUMNS, WEIGHTS_COLUMN, RunLayout, Stage, cnn_name
+from leukoscope.pipeline.parquet_copies import embeddings_dictionary, sync_copy, written
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
 
@@ -119,6 +123,8 @@ def run_embeddings(config: Config, run: RunDir, samples: pd.DataFrame, consumers
                             mask_background=config.features.mask_background)
         run.update_info(weights={job.spec.name.value: job.weights.info()})
         counts = write_embeddings(job, run, samples, quiet=config.run.quiet)
+        sync_copy(run.embeddings_table(backbone.value), config.features.format, float_type=pa.float32(),
+                  dictionary=embeddings_dictionary(backbone.value, embedding_columns(job.spec)))
         run.update_info(features={cnn_name(job.spec.name.value): {**job.settings(), **counts}})
         log.info("%s: %d samples x %d columns (weights %s; %d from the cache) in %s", job.namespace,
                  counts["samples"], job.spec.embedding_size, job.weights.label, counts["from_cache"],
@@ -126,7 +132,7 @@ def run_embeddings(config: Config, run: RunDir, samples: pd.DataFrame, consumers
 
 
 def _done(config: Config, layout: RunLayout) -> bool:
-    return all(layout.embeddings_table(b.value).exists() for b in config.features.backbones)
+    return written([layout.embeddings_table(b.value) for b in config.features.backbones], config.features.format)
 
 
 STAGE = StageSpec(

@@ -8,6 +8,8 @@ and writes::
     RUN/features/columns.csv       name, family, region, description, unit
     RUN/features/surround.csv      sample_id, subject, label, split, surround_* (the colour outside
                                    the cell, for compare's confound check; not a feature family)
+    RUN/features/handcrafted.parquet   with features.format "parquet": a typed copy with its data
+                                       dictionary (:mod:`leukoscope.pipeline.parquet_copies`)
     RUN/features/cache/handcrafted-<settings>/<key>.npz   one entry per finished sample
 
 When the segmentation runs in the same command, its workers measure each cell while it is in
@@ -57,6 +59,7 @@ from leukoscope.pipeline.layout import (
     sha256_file,
 )
 from leukoscope.pipeline.parallel import parallel_map
+from leukoscope.pipeline.parquet_copies import handcrafted_dictionary, sync_copy, written
 from leukoscope.pipeline.rundir import RunDir
 from leukoscope.pipeline.stage import StageSpec
 
@@ -253,7 +256,9 @@ def run_handcrafted(config: Config, run: RunDir, samples: pd.DataFrame, consumer
                                  scheduler=config.run.scheduler, desc="handcrafted features",
                                  quiet=config.run.quiet))
     counts = _write_rows(_rows(plan, outcomes, worker, cache, len(names), rejects), names, run)
-    write_csv(data_dictionary(families), run.columns_table)
+    dictionary = data_dictionary(families)
+    write_csv(dictionary, run.columns_table)
+    sync_copy(run.handcrafted_table, settings.format, dictionary=handcrafted_dictionary(dictionary))
     if rejects:
         run.reject(rejects, stage=Stage.HANDCRAFTED.value)
         log.warning("%d samples rejected by the features stage; see %s", len(rejects), run.rejected_path)
@@ -269,7 +274,8 @@ STAGE = StageSpec(
     run=run_handcrafted,
     needs=lambda config: (Stage.SEGMENTATION,),
     active=lambda config: bool(config.features.families),
-    done=lambda config, layout: layout.handcrafted_table.exists() and layout.surround_table.exists(),
+    done=lambda config, layout: (written([layout.handcrafted_table], config.features.format)
+                                 and layout.surround_table.exists()),
     settings=settings_of("features.families", "features.haralick_distance", "features.haralick_levels"),
     consumer=MeasureCell,
 )

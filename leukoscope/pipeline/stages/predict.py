@@ -251,7 +251,7 @@ def run_predict(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
             output.add(positions, x, score, flags)
         if output.rows == 0:
             pd.DataFrame(columns=PREDICT_COLUMNS).to_csv(handle, index=False, lineterminator="\n")
-    write_csv(output.subjects.table(), run.subjects_table)
+    write_csv(output.subjects.table(), run.predict_subjects_table)
     write_csv(output.shift.table(), run.predict_file("shift.csv"))
     backgrounds = background_of_files(list(samples["path"]))
     warnings = _warnings(output, backgrounds)

@@ -152,7 +152,8 @@ def _segment_one(job: _Job, *, options: dict[str, Any], layout: RunLayout, evalu
             result, picture = refine_segmentation(refiner, image, result, min_size=options["min_size"])
         window = cell_window(result.labels)
         digests = (write_png(result.labels, outputs[0]),
-                   write_png(draw_overlay(picture[window], result.labels[window], stretch=True, legend=True), outputs[1]))
+                   write_png(draw_overlay(picture[window], result.labels[window], stretch=True, legend=True),
+                             outputs[1]))
         measurements = result.measurements()
         for consume in consumers:
             consume(image, result.labels, key, digests[0])

@@ -12,6 +12,7 @@ import pytest
 from leukoscope.classifiers.errors import EvaluationError
 from leukoscope.classifiers.metrics import METRICS
 from leukoscope.features.surround import SURROUND_COLUMNS
+from leukoscope.features.univariate import CELL_LEVEL_NOTE
 from leukoscope.pipeline import cli, graph
 from leukoscope.pipeline.config import Config, load_config
 from leukoscope.pipeline.datasets import load_dataset
@@ -260,7 +261,8 @@ def test_one_subject_stops_before_any_work(tmp_path):
 @pytest.mark.shared_data
 def test_allidb2_handcrafted_svm_reaches_the_floor_beside_headline_baseline_and_confound(shared_data, tmp_path):
     """ALL-IDB2, stratified 5-fold, the shipped config: segmentation -> handcrafted (and surround) features -> SVM,
-    its nested headline, the baseline and the confound check."""
+    its nested headline, the baseline and the confound check; the report's feature statistics are cell-level
+    (ALL-IDB2 names no patients) and say so."""
     samples = load_dataset(shared_data / "all-idb2", "allidb2").samples.assign(sha256="")
     run = RunDir(tmp_path / "run")
     cfg = load_config("allidb2").with_overrides({
@@ -268,7 +270,7 @@ def test_allidb2_handcrafted_svm_reaches_the_floor_beside_headline_baseline_and_
         "run.quiet": True, "features.backbones": "none", "compare.models": "svm",
         "compare.feature_sets": "handcrafted", "compare.bootstrap": 200,
     })
-    run_stages("compare", cfg, run, samples)
+    assert run_stages("compare", cfg, run, samples) == ["segmentation", "handcrafted", "statistics", "compare"]
     out = run.path / "compare"
     results = pd.read_csv(out / "results.csv").set_index("role")
     assert set(results["protocol"]) == {"stratified-cv"} and (results["n_test"] == 260).all()
@@ -277,6 +279,7 @@ def test_allidb2_handcrafted_svm_reaches_the_floor_beside_headline_baseline_and_
     assert len(pd.read_csv(out / "class_counts.csv")) == 10 and len(pd.read_csv(out / "paired.csv")) == 2
     assert pd.read_csv(out / "confound.csv")["confound"].all()  # the smear around the crops gives the label away
     assert "> Warning: the pixels outside the cells alone tell ALL from HEM" in (out / "report.md").read_text()
+    assert f"Warning: {CELL_LEVEL_NOTE}." in (out / "report.md").read_text()
 
 
 def test_nothing_to_compare_stops_with_the_fix(tmp_path):

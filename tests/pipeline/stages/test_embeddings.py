@@ -13,7 +13,8 @@ from leukoscope.pipeline.atomic import write_png
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.layout import sha256_file
 from leukoscope.pipeline.rundir import RunDir
-from leukoscope.pipeline.stages.embeddings import run_embeddings
+from leukoscope.pipeline.stages.embeddings import STAGE, run_embeddings
+from leukoscope.pipeline.tables import read_dictionary, read_features
 
 from ..cell_table import cell_image, write_cells
 
@@ -81,6 +82,22 @@ def test_rerun_reads_the_cache_without_building_the_network(first_run, monkeypat
     pd.testing.assert_frame_equal(_read(run), before)
     counts = json.loads(run.info_path.read_text())["features"]["cnn_vgg16"]
     assert (counts["samples"], counts["computed"], counts["from_cache"]) == (6, 0, 6)
+
+
+def test_format_parquet_adds_a_float32_copy_and_csv_removes_it(first_run, monkeypatch):
+    run, samples = first_run
+    monkeypatch.setattr(embedding_stream, "build_network", lambda job: pytest.fail("every sample is cached"))
+    run_embeddings(_config(**{"features.format": "parquet"}), run, samples.head(6))
+    csv, parquet = run.path / "features" / "cnn_vgg16.csv", run.path / "features" / "cnn_vgg16.parquet"
+    copy = pd.read_parquet(parquet)
+    assert (copy.dtypes.iloc[5:] == np.float32).all() and list(copy.columns) == list(_read(run).columns)
+    from_csv = read_features(csv)  # float64 nearest to the 9 digits: the float32 the network computed, rounded
+    columns = from_csv.columns[5:]
+    pd.testing.assert_frame_equal(copy, from_csv.astype(dict.fromkeys(columns, np.float32)), check_exact=True)
+    assert read_dictionary(parquet)["description"].iloc[-1].startswith("vgg16 embedding, dimension 511")
+    assert STAGE.done(_config(**{"features.format": "parquet"}), run)
+    run_embeddings(_config(), run, samples.head(6))
+    assert not parquet.exists() and csv.exists()
 
 
 def test_batch_size_does_not_change_the_embeddings(first_run, tmp_path):

@@ -69,7 +69,7 @@ def test_predictions_match_compare_and_every_output_is_written(tmp_path, model):
     assert set(predictions["call"]) == {"ALL", "HEM"}
     assert (predictions["call"] == np.where(predictions["p_all"].astype(float) >= 0.5, "ALL", "HEM")).all()
 
-    subjects = pd.read_csv(run.subjects_table, dtype={"subject": str})
+    subjects = pd.read_csv(run.predict_subjects_table, dtype={"subject": str})
     assert list(subjects.columns) == SUBJECT_COLUMNS and len(subjects) == 12 and (subjects["cells"] == 10).all()
     results = pd.read_csv(run.predict_file("results.csv"))
     assert list(results.columns) == RESULT_COLUMNS
@@ -92,7 +92,7 @@ def test_unlabelled_cells_get_predictions_but_no_metrics(tmp_path, model):
     run_predict(config, run, samples.assign(label=""))  # the earlier metrics must not stay behind
     predictions = pd.read_csv(run.predictions_table, keep_default_na=False)
     assert (predictions["label"] == "").all() and not run.predict_file("results.csv").exists()
-    assert (pd.read_csv(run.subjects_table, keep_default_na=False)["label"] == "").all()
+    assert (pd.read_csv(run.predict_subjects_table, keep_default_na=False)["label"] == "").all()
 
 
 def test_cells_far_from_the_training_data_are_flagged(tmp_path, model):

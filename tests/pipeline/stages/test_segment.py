@@ -14,8 +14,8 @@ from PIL import Image
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.groundtruth import ExpertMaskError
 from leukoscope.pipeline.rundir import RunDir
-from leukoscope.pipeline.stages import segment
 from leukoscope.pipeline.segmentation_qc import pick_montage
+from leukoscope.pipeline.stages import segment
 from leukoscope.pipeline.stages.segment import SCORE_COLUMNS, run_segment
 from leukoscope.segmentation.cell import segment_cell
 from leukoscope.segmentation.overlay import CELL_COLOUR, cell_window

@@ -10,11 +10,11 @@ import pytest
 
 from leukoscope.classifiers.metrics import METRICS
 from leukoscope.pipeline import graph
-from leukoscope.pipeline.feature_tables import read_features
 from leukoscope.pipeline.layout import ModelLayout, Stage
 from leukoscope.pipeline.model_card import training_digest
 from leukoscope.pipeline.model_folder import load_estimator, open_model_folder
 from leukoscope.pipeline.stages.train import STAGE, model_names, run_train
+from leukoscope.pipeline.tables import read_features
 
 from ..test_model_folder import assert_no_pickle
 from .model_run import trained
