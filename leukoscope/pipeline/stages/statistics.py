@@ -62,7 +62,9 @@ def read_cells(layout: RunLayout) -> pd.DataFrame:
             "--config and --out"
         )
     cells = read_features(path)
-    cells = cells[cells[LABEL].isin(["ALL", "HEM"])].reset_index(drop=True)  # unlabelled cells have no class
+    labelled = cells[LABEL].isin(["ALL", "HEM"])
+    if labelled.any():  # a field run mixes labelled and unlabelled cut-outs: only the labelled have a class
+        cells = cells[labelled].reset_index(drop=True)
     try:
         subject_labels(subject_ids(cells), cells[LABEL].to_numpy(dtype=object))
     except ValueError as exc:
