@@ -114,6 +114,11 @@ def _has_official_split(splits: np.ndarray) -> bool:
     return bool(_official_train(splits).any()) and bool((splits == OFFICIAL_TEST).any())
 
 
+def with_subject_strings(samples: pd.DataFrame) -> pd.DataFrame:
+    """``samples`` with its ``subject`` column as str, ``""`` where unknown (NaN or None)."""
+    return samples.assign(subject=samples["subject"].fillna("").astype(str))
+
+
 def resolve_protocol(table: pd.DataFrame, protocol: Protocol | str) -> Protocol:
     """Turn ``auto`` into a concrete protocol and check that the table supports it.
 
@@ -310,4 +315,5 @@ def iter_splits(
         yield Split(fold=fold, train=np.sort(train), test=np.sort(test))
 
 
-__all__ = ["Split", "check_no_leakage", "encode_labels", "iter_splits", "resolve_protocol", "split_groups"]
+__all__ = ["Split", "check_no_leakage", "encode_labels", "iter_splits", "resolve_protocol", "split_groups",
+           "with_subject_strings"]

@@ -7,7 +7,6 @@ is what the segment stage's workers call for every image.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import zipfile
@@ -19,7 +18,7 @@ import numpy as np
 from leukoscope.pipeline.config import SegmentationConfig
 from leukoscope.pipeline.console import import_keras
 from leukoscope.pipeline.layout import sha256_file
-from leukoscope.segmentation.choices import QCFlag, Refiner
+from leukoscope.segmentation.choices import Refiner
 
 #: The refiner shipped inside the package (``--refiner unet`` without ``--refiner-model``).
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "data" / "refiner.keras"
@@ -138,13 +137,6 @@ def cached_refiner(path: str) -> Any:
     return load_refiner(path)
 
 
-def _skipped(result: Any) -> Any:
-    """``result`` with ``refiner_skipped`` added to its flags."""
-    from leukoscope.segmentation.qc import join_flags, split_flags
-
-    return dataclasses.replace(result, qc_flag=join_flags([*split_flags(result.qc_flag), QCFlag.REFINER_SKIPPED]))
-
-
 @functools.lru_cache(maxsize=2)
 def trained_backgrounds(path: str) -> frozenset[str]:
     """The surrounds (``smear``, ``black``) of the images a refiner was trained on, from its record
@@ -171,10 +163,10 @@ def refine_segmentation(path: str, image: np.ndarray, result: Any, *, min_size: 
         outlines the overlay draws on top, so that only disagreements stay visible.
     """
     from leukoscope.segmentation.overlay import cell_window, draw_overlay
-    from leukoscope.segmentation.refine import refine_result
+    from leukoscope.segmentation.refine import refine_result, skip_refiner
 
     if result.background not in trained_backgrounds(path):  # unlike every image the refiner was trained on
-        return _skipped(result), image
+        return skip_refiner(result), image
     refined, reason = refine_result(cached_refiner(path), image, result, min_size=min_size)
     if reason or np.array_equal(refined.labels, result.labels):  # no change: nothing to show under the outlines
         return refined, image

@@ -149,6 +149,11 @@ def refiner_doubt(threshold: np.ndarray, refined: np.ndarray) -> str:
     return ""
 
 
+def skip_refiner(result: SegmentationResult) -> SegmentationResult:
+    """``result`` with its threshold labels kept and ``refiner_skipped`` added to its flags."""
+    return dataclasses.replace(result, qc_flag=join_flags([*split_flags(result.qc_flag), QCFlag.REFINER_SKIPPED]))
+
+
 def refine_result(
     model: Any, image: np.ndarray, result: SegmentationResult, *, min_size: int = 64
 ) -> tuple[SegmentationResult, str]:
@@ -179,10 +184,9 @@ def refine_result(
     (labels,) = refine_labels(model, [image], [result.labels], min_size=min_size)
     reason = refiner_doubt(result.labels, labels)
     if reason:
-        skipped = join_flags([*split_flags(result.qc_flag), QCFlag.REFINER_SKIPPED])
-        return dataclasses.replace(result, qc_flag=skipped), reason
+        return skip_refiner(result), reason
     kept = [flag for flag in split_flags(result.qc_flag) if flag in IMAGE_FLAGS]
     return dataclasses.replace(result, labels=labels, qc_flag=join_flags(kept + label_flags(image, labels))), ""
 
 
-__all__ = ["model_side", "refine_labels", "refine_result", "tidy_labels"]
+__all__ = ["model_side", "refine_labels", "refine_result", "skip_refiner", "tidy_labels"]

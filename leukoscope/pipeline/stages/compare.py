@@ -42,7 +42,14 @@ from leukoscope.classifiers.errors import EvaluationError
 from leukoscope.classifiers.featuresets import NO_WEIGHTS, FeatureSet, single_set
 from leukoscope.classifiers.intervals import small_sample_warning
 from leukoscope.classifiers.repeats import iter_repeats, summarise_repeats
-from leukoscope.classifiers.splits import Split, encode_labels, iter_splits, resolve_protocol, split_groups
+from leukoscope.classifiers.splits import (
+    Split,
+    encode_labels,
+    iter_splits,
+    resolve_protocol,
+    split_groups,
+    with_subject_strings,
+)
 from leukoscope.pipeline.atomic import write_csv
 from leukoscope.pipeline.compare_fits import Part, cross_validate, nested_headline
 from leukoscope.pipeline.config import Config
@@ -241,7 +248,7 @@ def run_compare(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
         message names the cause and the fix.
     """
     settings, seed = config.compare, config.run.seed
-    samples = samples.assign(subject=samples["subject"].fillna("").astype(str)).reset_index(drop=True)
+    samples = with_subject_strings(samples).reset_index(drop=True)
     check_inputs(config, run)
     samples = run.kept(samples)  # folds over what the stages kept, so that bad files cannot shift them
     samples, qc_blocks, qc_info = apply_qc(config, run, samples)
@@ -325,7 +332,7 @@ def _needs(config: Config) -> tuple[Stage, ...]:
 
 def _check(config: Config, samples: pd.DataFrame) -> None:
     """Fail before the costly stages when the data cannot be split as asked."""
-    protocol = resolve_protocol(samples.assign(subject=samples["subject"].fillna("").astype(str)),
+    protocol = resolve_protocol(with_subject_strings(samples),
                                 config.compare.protocol)
     if config.compare.repeats > 1 and protocol is Protocol.OFFICIAL:
         raise EvaluationError(f"compare.repeats = {config.compare.repeats} repeats a cross-validation with other "

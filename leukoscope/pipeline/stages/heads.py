@@ -51,7 +51,7 @@ from leukoscope.classifiers.heads import (
     unfreeze_top,
 )
 from leukoscope.classifiers.metrics import predict_labels
-from leukoscope.classifiers.splits import encode_labels, iter_splits, resolve_protocol
+from leukoscope.classifiers.splits import encode_labels, iter_splits, resolve_protocol, with_subject_strings
 from leukoscope.pipeline.atomic import save_keras, write_csv, write_json, write_png
 from leukoscope.pipeline.config import Config
 from leukoscope.pipeline.console import import_keras
@@ -314,7 +314,7 @@ def run_heads(config: Config, run: RunDir, samples: pd.DataFrame, consumers: tup
         return
     set_keras_threads(config.features.threads)
     samples = run.kept(samples)
-    samples = samples.assign(subject=samples["subject"].fillna("").astype(str)).reset_index(drop=True)
+    samples = with_subject_strings(samples).reset_index(drop=True)
     protocol = resolve_protocol(samples, config.compare.protocol)
     splits = list(iter_splits(samples, protocol=protocol, folds=config.compare.folds, seed=config.run.seed,
                               block_size=config.compare.block_size))
@@ -346,7 +346,7 @@ def missing_heads(config: Config, layout: RunLayout) -> list[str]:
 
 def _check(config: Config, samples: pd.DataFrame) -> None:
     check_backbones(config.heads.backbones, weights=config.features.weights)
-    resolve_protocol(samples.assign(subject=samples["subject"].fillna("").astype(str)), config.compare.protocol)
+    resolve_protocol(with_subject_strings(samples), config.compare.protocol)
 
 
 STAGE = StageSpec(

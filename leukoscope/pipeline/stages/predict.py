@@ -33,7 +33,7 @@ import pandas as pd
 from leukoscope.classifiers.featuresets import NO_WEIGHTS
 from leukoscope.classifiers.metrics import predict_labels
 from leukoscope.classifiers.shift import InputReference, ShiftTally, background_shift
-from leukoscope.classifiers.splits import encode_labels
+from leukoscope.classifiers.splits import encode_labels, with_subject_strings
 from leukoscope.classifiers.subjects import SubjectTally
 from leukoscope.features.backbones import get_backbone
 from leukoscope.pipeline.atomic import atomic_path, write_csv, write_text
@@ -236,7 +236,7 @@ def run_predict(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
         features computed now do not match its saved column list.
     """
     folder = open_model_folder(config.predict.model)
-    samples = run.kept(samples.assign(subject=samples["subject"].fillna("").astype(str)))
+    samples = run.kept(with_subject_strings(samples))
     order = {sample_id: i for i, sample_id in enumerate(samples["sample_id"])}
     qc = _qc_flags(run)
     run.stage_dir(Stage.PREDICT)

@@ -32,7 +32,13 @@ from leukoscope.classifiers.errors import EvaluationError
 from leukoscope.classifiers.featuresets import FeatureSet, head_name, hybrid_name
 from leukoscope.classifiers.models import fit_best
 from leukoscope.classifiers.shift import fit_reference
-from leukoscope.classifiers.splits import encode_labels, iter_splits, resolve_protocol, split_groups
+from leukoscope.classifiers.splits import (
+    encode_labels,
+    iter_splits,
+    resolve_protocol,
+    split_groups,
+    with_subject_strings,
+)
 from leukoscope.features.registry import resolve_families
 from leukoscope.pipeline.backgrounds import background_of_files
 from leukoscope.pipeline.config import Config
@@ -222,7 +228,7 @@ def run_train(config: Config, run: RunDir, samples: pd.DataFrame, consumers: tup
     EvaluationError
         The data cannot be split as asked, or an input is missing after the earlier stages ran.
     """
-    samples = run.kept(samples.assign(subject=samples["subject"].fillna("").astype(str)))
+    samples = run.kept(with_subject_strings(samples))
     protocol = resolve_protocol(samples, config.compare.protocol)
     rows = training_rows(samples, protocol, config)
     results = pd.read_csv(run.compare_file("results.csv"), dtype={"model": str, "feature_set": str})
@@ -254,7 +260,7 @@ STAGE = StageSpec(
     active=lambda config: bool(model_names(config)),
     done=_done,
     settings=settings_of("compare", "features", "heads", "segmentation", "run.seed"),
-    check=lambda config, samples: resolve_protocol(samples.assign(subject=samples["subject"].fillna("").astype(str)),
+    check=lambda config, samples: resolve_protocol(with_subject_strings(samples),
                                                    config.compare.protocol),
 )
 
