@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from leukoscope.pipeline.png import encode_png
+
 #: what marks a temporary file as leukoscope's (followed by the writing process's id)
 TMP_MARK = ".leukoscope.tmp-"
 #: longest file name (bytes) of the common file systems (ext4, XFS, APFS, NTFS in UTF-16 units)
@@ -116,20 +118,23 @@ def write_png(image: np.ndarray, target: str | Path) -> str:
 def write_image(image: np.ndarray, target: str | Path, fmt: str = "") -> str:
     """Atomically write a uint8 array of shape (H, W) or (H, W, 3, RGB) as an image; return the file's SHA-256.
 
-    ``fmt`` is the format's extension (``.png``, ``.bmp``); empty takes the target's suffix.
+    ``fmt`` is the format's extension (``.png``, ``.bmp``); empty takes the target's suffix. PNG
+    goes through :func:`leukoscope.pipeline.png.encode_png` (fast, for one mask and overlay per
+    cell), other formats through OpenCV.
     """
-    import cv2
-
     fmt = fmt or Path(target).suffix.lower()
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise ValueError(f"{fmt.lstrip('.').upper()} output for '{target}' must be uint8, got {image.dtype}")
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, buffer = cv2.imencode(fmt, image)
-    if not ok:  # pragma: no cover - cv2 only fails on impossible shapes
-        raise ValueError(f"could not encode '{target}' as {fmt} (shape {image.shape})")
-    data = buffer.tobytes()
+    if fmt == ".png":
+        data = encode_png(image)
+    else:
+        import cv2
+
+        ok, buffer = cv2.imencode(fmt, cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image)
+        if not ok:  # pragma: no cover - cv2 only fails on impossible shapes
+            raise ValueError(f"could not encode '{target}' as {fmt} (shape {image.shape})")
+        data = buffer.tobytes()
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
     return hashlib.sha256(data).hexdigest()

@@ -9,6 +9,7 @@ the samples without one. Entries carry no time stamp: the same arrays give the s
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import zipfile
@@ -104,7 +105,10 @@ class ResultCache:
 
     def save(self, key: str, arrays: dict[str, np.ndarray]) -> None:
         """Store ``arrays`` under ``key`` atomically."""
-        with atomic_path(self._path(key)) as tmp, zipfile.ZipFile(tmp, "w") as archive:
+        buffer = io.BytesIO()  # built in memory, then written in one call
+        with zipfile.ZipFile(buffer, "w") as archive:
             for name, array in arrays.items():  # the layout of np.savez, without its clock
                 with archive.open(zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_TIME), "w") as fh:
                     np.lib.format.write_array(fh, np.asanyarray(array), allow_pickle=False)
+        with atomic_path(self._path(key)) as tmp:
+            tmp.write_bytes(buffer.getvalue())

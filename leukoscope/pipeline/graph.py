@@ -104,12 +104,16 @@ def run_targets(targets: tuple[Stage, ...], config: Config, run: RunDir, samples
         if spec.check is not None:
             spec.check(config, samples)
     names = [spec.name for spec in stages]
-    fused = tuple(spec.consumer(config, run) for spec in stages
-                  if spec.consumer is not None and Stage.SEGMENTATION in names)
+    fused = {spec.name: spec.consumer(config, run) for spec in stages
+             if spec.consumer is not None and Stage.SEGMENTATION in names}
     for spec in stages:
         run.clear_stage_record(spec.name)
     for spec in stages:
-        spec.run(config, run, samples, fused if spec.name is Stage.SEGMENTATION else ())
+        if spec.name is Stage.SEGMENTATION:
+            consumers = tuple(fused.values())
+        else:  # a fused stage gets its consumer back, with the rows it collected from the workers
+            consumers = (fused[spec.name],) if spec.name in fused else ()
+        spec.run(config, run, samples, consumers)
         mark_done(spec.name, config, run, samples)
     return [name.value for name in names]
 

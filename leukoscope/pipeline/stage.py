@@ -27,10 +27,15 @@ class CellConsumer(Protocol):
     """Per-cell work of a later stage, done in the segmentation worker while the cell is in memory.
 
     Called with the RGB image, its label mask, the image's SHA-256 and the SHA-256 of the mask
-    PNG as written; must be picklable (it runs in worker processes).
+    PNG as written; must be picklable (it runs in worker processes). What it returns (small and
+    picklable, or ``None``) travels back to the main process, where the segmentation hands it to
+    the same consumer's :meth:`collect` with the sample's id; the graph then passes that consumer
+    to its own stage's ``run``, which uses what was collected instead of reading it back.
     """
 
-    def __call__(self, image: np.ndarray, labels: np.ndarray, image_sha256: str, mask_sha256: str) -> None: ...
+    def __call__(self, image: np.ndarray, labels: np.ndarray, image_sha256: str, mask_sha256: str) -> Any: ...
+
+    def collect(self, sample_id: str, result: Any) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -43,8 +48,8 @@ class StageSpec:
         The node (``segmentation``, ``handcrafted``, ``embeddings``, ``heads``, ``compare``).
     run : callable
         ``run(config, run_dir, samples, consumers)`` computes the stage and writes its outputs;
-        ``consumers`` are the :class:`CellConsumer` of fused later stages (only the segmentation
-        takes any).
+        for the segmentation ``consumers`` are the :class:`CellConsumer` of the fused later
+        stages, for a fused stage its own consumer (holding what it collected), else empty.
     needs : callable
         ``needs(config)`` -> the stages whose outputs it reads under ``config``.
     active : callable

@@ -9,6 +9,7 @@ nucleus and cytoplasm plainly) and carry a legend strip under the picture
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import cv2
@@ -60,16 +61,16 @@ def stretch_cell(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     image = check_rgb(image)
     region = np.asarray(labels) > 0
     if not region.any():
-        region = image.max(axis=2) > 0
+        region = (image[..., 0] | image[..., 1] | image[..., 2]) != 0
     height, width = region.shape
+    # the map sends level 0 to 0 (its low end is a level >= 0), so black stays black
     out = stretch_contrast(image.reshape(height, width * 3), mask=np.repeat(region, 3, axis=1))
-    out = out.reshape(image.shape)
-    out[image.max(axis=2) == 0] = 0
-    return out
+    return out.reshape(image.shape)
 
 
+@functools.lru_cache(maxsize=64)
 def _legend_strip(width: int, colours: tuple[tuple[int, int, int], ...], names: tuple[str, ...]) -> np.ndarray:
-    """A black strip naming each outline colour, as wide as the picture."""
+    """A black strip naming each outline colour, as wide as the picture (drawn once per width; read-only)."""
     scale = max(0.3, min(0.5, width / 400))
     height = max(12, round(28 * scale))
     strip = np.zeros((height, width, 3), dtype=np.uint8)
@@ -79,6 +80,7 @@ def _legend_strip(width: int, colours: tuple[tuple[int, int, int], ...], names: 
         x += round(24 * scale)
         cv2.putText(strip, name, (x, height // 2 + round(8 * scale)), FONT, scale, TEXT_COLOUR, 1, cv2.LINE_AA)
         x += cv2.getTextSize(name, FONT, scale, 1)[0][0] + round(12 * scale)
+    strip.flags.writeable = False
     return strip
 
 

@@ -13,8 +13,8 @@ and writes::
     RUN/features/cache/handcrafted-<settings>/<key>.npz   one entry per finished sample
 
 When the segmentation runs in the same command, its workers measure each cell while it is in
-memory (:class:`MeasureCell`, fused by :mod:`leukoscope.pipeline.graph`) and this stage only
-reads their cache entries back. The cache key of a sample is the SHA-256 of its image's and its
+memory (:class:`MeasureCell`, fused by :mod:`leukoscope.pipeline.graph`), cache the rows and send
+them back, and this stage only writes them. The cache key of a sample is the SHA-256 of its image's and its
 mask's SHA-256 (:func:`~leukoscope.pipeline.layout.cache_key`), and the cache folder is named by
 the feature settings, so a run killed half way recomputes only the samples without an entry, a
 rerun with nothing changed computes nothing, and the final CSV is the same whatever the
@@ -118,6 +118,7 @@ class _Planned(NamedTuple):
     meta: tuple[str, ...]  # META_COLUMNS of the sample
     task: _Task
     cached: bool
+    fused: _Outcome | None = None  # measured by a segmentation worker in this command
 
 
 class _Row(NamedTuple):
@@ -128,8 +129,10 @@ class _Row(NamedTuple):
     computed: bool
 
 
-def _plan(samples: pd.DataFrame, run: RunDir, cache: ResultCache) -> tuple[list[_Planned], list[dict[str, str]]]:
-    """Which samples have a mask, and whether their features are cached; the others rejected.
+def _plan(samples: pd.DataFrame, run: RunDir, cache: ResultCache,
+          fused: dict[str, tuple[str, _Outcome]]) -> tuple[list[_Planned], list[dict[str, str]]]:
+    """Which samples have a mask, and whether their features were measured by the segmentation
+    workers (``fused``: sample id -> cache key and outcome) or are cached; the others rejected.
 
     A sample the segmentation stage rejected without writing a mask is left out silently (its
     reason is in rejected.csv already); one it rejected for another reason (e.g. an unusable
@@ -145,9 +148,14 @@ def _plan(samples: pd.DataFrame, run: RunDir, cache: ResultCache) -> tuple[list[
                 continue  # already in rejected.csv with the segmentation's reason
             rejects.append({"path": sample.path, "reason": missing_mask_reason(mask_path)})
             continue
+        meta = tuple(getattr(sample, c) for c in META_COLUMNS)
+        if sample.sample_id in fused:
+            key, outcome = fused[sample.sample_id]
+            plan.append(_Planned(meta, _Task(sample.sample_id, sample.path, str(mask_path), key), True, outcome))
+            continue
         key = cache_key(sample.sha256 or sha256_file(sample.path), mask_path)
         task = _Task(sample.sample_id, sample.path, str(mask_path), key)
-        plan.append(_Planned(tuple(getattr(sample, c) for c in META_COLUMNS), task, key in cache))
+        plan.append(_Planned(meta, task, key in cache))
     return plan, rejects
 
 
@@ -155,6 +163,9 @@ def _rows(plan: list[_Planned], outcomes: Iterator[_Outcome], worker: Callable[[
           cache: ResultCache, n_values: int, rejects: list[dict[str, str]]) -> Iterator[_Row]:
     """The rows in sample order: cached ones read back, the others taken from the workers."""
     for item in plan:
+        if item.fused is not None:  # measured and cached by a segmentation worker
+            yield _Row(item.meta, item.fused.values, item.fused.surround, item.fused.qc_flag, computed=True)
+            continue
         if item.cached:
             hit = _cached(cache, item.task.key, n_values)
             if hit is not None:
@@ -217,7 +228,14 @@ def _cache(config: Config, layout: RunLayout) -> ResultCache:
 
 class MeasureCell:
     """The handcrafted stage's per-cell work, done in a segmentation worker (a
-    :class:`~leukoscope.pipeline.stage.CellConsumer`): measure the cell and cache its row."""
+    :class:`~leukoscope.pipeline.stage.CellConsumer`): measure the cell, cache its row and send it
+    back, so that :func:`run_handcrafted` writes it without reading the cache again.
+
+    The main process keeps at most :attr:`limit` rows (3.2 KB each with every family: 64 MB for
+    20,000 cells); the rows of the cells after that are read back from the cache.
+    """
+
+    limit = 20_000
 
     def __init__(self, config: Config, layout: RunLayout) -> None:
         settings = config.features
@@ -225,18 +243,33 @@ class MeasureCell:
         self.names = feature_names(self.families)
         self.distance, self.levels = settings.haralick_distance, settings.haralick_levels
         self.cache = _cache(config, layout)
+        self.rows: dict[str, tuple[str, _Outcome]] = {}  # filled in the main process by collect()
 
-    def __call__(self, image: np.ndarray, labels: np.ndarray, image_sha256: str, mask_sha256: str) -> None:
+    def __call__(self, image: np.ndarray, labels: np.ndarray, image_sha256: str,
+                 mask_sha256: str) -> tuple[str, _Outcome] | None:
         key = cache_key(image_sha256, mask_sha256=mask_sha256)
         if key in self.cache:
-            return
+            return None  # the stage reads it from the cache
         outcome = _measure(image, labels, families=self.families, names=self.names, distance=self.distance,
                            levels=self.levels)
         self.cache.save(key, _entry(outcome))
+        return key, outcome
+
+    def __getstate__(self) -> dict:
+        """What a worker gets: everything but the collected rows (sent with every batch of tasks)."""
+        return {**self.__dict__, "rows": {}}
+
+    def collect(self, sample_id: str, result: tuple[str, _Outcome] | None) -> None:
+        """Keep what a worker measured for ``sample_id`` (main process)."""
+        if result is not None and len(self.rows) < self.limit:
+            self.rows[sample_id] = result
 
 
 def run_handcrafted(config: Config, run: RunDir, samples: pd.DataFrame, consumers: tuple = ()) -> None:
     """Compute the handcrafted families of every segmented sample and write the CSVs.
+
+    ``consumers`` holds this stage's :class:`MeasureCell` when it was fused into the
+    segmentation of the same command: its rows are written as they are, without a read.
 
     Rows stream from the workers (or the cache) into ``handcrafted.csv`` in sample order,
     :data:`CHUNK_ROWS` at a time, so memory stays flat whatever the number of samples.
@@ -248,7 +281,8 @@ def run_handcrafted(config: Config, run: RunDir, samples: pd.DataFrame, consumer
     remove_leftovers(out)  # of a run killed half way: its caches are whole
     cache = _cache(config, run)
     run.clear_rejected(Stage.HANDCRAFTED.value)
-    plan, rejects = _plan(samples, run, cache)
+    fused = next((c.rows for c in consumers if isinstance(c, MeasureCell)), {})
+    plan, rejects = _plan(samples, run, cache, fused)
     worker = functools.partial(measure_sample, families=families, names=names,
                                distance=settings.haralick_distance, levels=settings.haralick_levels)
     pending = [item.task for item in plan if not item.cached]

@@ -81,6 +81,7 @@ class _Outcome:
     row: dict[str, Any] | None
     rejected: list[dict[str, str]]
     cached: bool = False
+    fused: tuple[Any, ...] = ()  # what each consumer returned, in order (empty when cached)
 
 
 def _score(job: _Job, image_shape: tuple[int, ...], labels: np.ndarray) -> tuple[dict[str, Any], list[dict[str, str]]]:
@@ -136,6 +137,7 @@ def _segment_one(job: _Job, *, options: dict[str, Any], layout: RunLayout, evalu
     key = _image_key(job)
     measurements = _cached_row(cache, key, outputs)
     cached = measurements is not None
+    fused: tuple[Any, ...] = ()
     if not cached:
         name = Path(job.path).name
         try:
@@ -155,8 +157,7 @@ def _segment_one(job: _Job, *, options: dict[str, Any], layout: RunLayout, evalu
                    write_png(draw_overlay(picture[window], result.labels[window], stretch=True, legend=True),
                              outputs[1]))
         measurements = result.measurements()
-        for consume in consumers:
-            consume(image, result.labels, key, digests[0])
+        fused = tuple(consume(image, result.labels, key, digests[0]) for consume in consumers)
         cache.save(key, {**{k: np.asarray(v) for k, v in measurements.items()},
                          **{h: np.asarray(d) for h, d in zip(OUTPUT_HASHES, digests)}})
     row: dict[str, Any] = {"sample_id": job.sample_id, **measurements}
@@ -165,7 +166,7 @@ def _segment_one(job: _Job, *, options: dict[str, Any], layout: RunLayout, evalu
         labels = cv2.imread(str(outputs[0]), cv2.IMREAD_UNCHANGED) if cached else result.labels
         scores, rejected = _score(job, labels.shape, labels)
         row.update(scores)
-    return _Outcome(row, rejected, cached)
+    return _Outcome(row, rejected, cached, fused)
 
 
 def _remove_outputs_of_others(layout: RunLayout, sample_ids: set[str]) -> None:
@@ -263,6 +264,8 @@ def run_segment(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
         from_cache += outcome.cached
         if outcome.row is not None:
             rows.append(outcome.row)
+            for consumer, result in zip(consumers, outcome.fused):
+                consumer.collect(outcome.row["sample_id"], result)
         for row in outcome.rejected:
             owner = mask_of.get(str(Path(row["path"]).resolve())) if outcome.row is None else None
             if owner:  # e.g. Zheng's 001.png, listed as an image beside 001.bmp

@@ -225,6 +225,46 @@ def test_segments_first_when_the_run_has_no_segmentation(tmp_path, monkeypatch):
     assert calls == [(N_CELLS, ["MeasureCell"])]
 
 
+def _real_cells(folder: Path) -> tuple[RunDir, pd.DataFrame]:
+    """Cells without masks: the features command segments them first (fused)."""
+    run = RunDir(folder / "run")
+    samples = write_cells(folder / "data", cells=2, size=SIZE)
+    return run, samples
+
+
+@pytest.fixture(scope="module")
+def unfused_run(tmp_path_factory) -> RunDir:
+    run, samples = _real_cells(tmp_path_factory.mktemp("unfused"))
+    run_stages("segment", _config(run), run, samples)
+    run_stages("features", _config(run), run, samples)  # measures from the masks on disk
+    return run
+
+
+@pytest.mark.parametrize("limit", [1_000, 3])
+def test_fused_rows_come_back_from_the_workers_and_give_the_same_files(tmp_path, monkeypatch, unfused_run, limit):
+    """Segmentation and features in one command: the rows the workers measured are written without
+    reading the cache back (beyond MeasureCell.limit rows they are read from it), same bytes."""
+    run, samples = _real_cells(tmp_path)
+    monkeypatch.setattr(stage.MeasureCell, "limit", limit)
+    reads = []
+    monkeypatch.setattr(stage, "_cached", lambda *a: reads.append(a[1]) or None)  # a miss: measured again
+    run_stages("features", _config(run), run, samples)
+    assert len(reads) == max(0, len(samples) - limit)
+    for name in ("handcrafted.csv", "surround.csv"):
+        assert (run.path / "features" / name).read_bytes() == (unfused_run.path / "features" / name).read_bytes()
+    info = json.loads((run.path / "run.json").read_text())["features"]["handcrafted"]
+    assert (info["samples"], info["from_cache"]) == (len(samples), 0)
+
+
+def test_workers_are_not_sent_the_rows_collected_so_far(tmp_path):
+    import pickle
+
+    run, _ = _segmented_run(tmp_path)
+    measure = stage.MeasureCell(_config(run), run)
+    measure.collect("a", ("0" * 64, stage._Outcome(np.zeros(3), np.zeros(15), "", "")))
+    assert measure.rows and pickle.loads(pickle.dumps(measure)).rows == {}
+
+
 def test_backbones_hand_over_to_the_embeddings_stage(tmp_path, monkeypatch):
     run, samples = _segmented_run(tmp_path)
     calls = []
