@@ -23,13 +23,13 @@ $(STAMP): pyproject.toml $(LOCK)
 
 # The newest versions pyproject.toml allows (unpinned; to try upgrades before `make lock`).
 install-latest: venv
-	$(BIN)/python -m pip install --quiet --upgrade -e ".[test]"
+	$(BIN)/python -m pip install --quiet --upgrade -e ".[test,jax]"
 	touch $(STAMP)
 
 # Regenerate requirements-lock.txt from pyproject.toml (every platform, Python 3.10 and newer).
 lock: venv
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra test --universal --python-version 3.10 --quiet -o $(LOCK)
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra jax --universal --python-version 3.10 --quiet -o $(LOCK)
 
 venv:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -105,7 +105,10 @@ def cutout_scores(pairs: list[tuple[np.ndarray, np.ndarray]], options: dict, mar
     ``margin`` None segments the whole smear crop with ``options``; a number segments the
     cut-out of that margin on black.
     """
-    nucleus, cell, low, flagged, surrounds, counts = [], [], 0, 0, 0, Counter()
+    nucleus: list[float] = []
+    cell: list[float] = []
+    low = flagged = surrounds = 0
+    counts: Counter[str] = Counter()
     for image, truth in pairs:
         if margin is None:
             result = segment_cell(image, **options)

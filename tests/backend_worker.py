@@ -2,6 +2,7 @@
 
     python -m tests.backend_worker embed FOLDER
     python -m tests.backend_worker heads-refiner FOLDER
+    python -m tests.backend_worker heads-refiner,embed FOLDER     (both, in this order)
 
 ``embed``: for every backbone in turn, writes ``FOLDER/<backbone>-<backend>.npz``, the
 average- and max-pooled embeddings (:func:`~leukoscope.features.embeddings.embed_batch`) of
@@ -9,7 +10,8 @@ three synthetic cells at :data:`SIZE` pixels. Under TensorFlow the backbone is b
 random weights, which are saved to ``FOLDER/<backbone>.weights.h5`` and loaded back through
 :meth:`~leukoscope.features.backbones.BackboneSpec.load_weights`; under any other backend
 the worker waits for TensorFlow's ``.npz`` of that backbone (written after its weights) and
-builds the backbone from the same file, so the two workers can run side by side.
+builds the backbone from the same file, so the two workers can run side by side. There the
+initializers' random draws, which the loaded file replaces, are zeros (:func:`_without_random_draws`).
 
 ``heads-refiner``: trains the paper's heads one step, runs the refiner U-Net and trains it one
 epoch (:func:`~leukoscope.segmentation.unet_training.fit_unet`), and writes what the test
@@ -22,7 +24,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import keras
 import numpy as np
@@ -69,6 +74,25 @@ def _wait_for(path: Path) -> None:
         time.sleep(0.2)
 
 
+@contextmanager
+def _without_random_draws() -> Iterator[None]:
+    """Keras' random initializers draw zeros instead (what loading a weights file overwrites).
+
+    Under JAX every draw of a new weight shape is compiled anew (about half a second each on two
+    cores: most of building a backbone, 90 of the test's 120 s); drawing zeros instead changes
+    nothing the test compares, and a weight the file failed to load would differ from
+    TensorFlow's random one all the same.
+    """
+    from keras.src.backend import random
+
+    def zeros(shape: tuple[int, ...], *args: object, dtype: str | None = None, **kwargs: object) -> np.ndarray:
+        return np.zeros(shape, dtype=dtype or "float32")
+
+    with mock.patch.object(random, "uniform", zeros), mock.patch.object(random, "normal", zeros), \
+            mock.patch.object(random, "truncated_normal", zeros):
+        yield
+
+
 def embed(folder: Path) -> None:
     backend = keras.backend.backend()
     images = [make_cell(seed, size=90)[0] for seed in range(3)]
@@ -82,7 +106,8 @@ def embed(folder: Path) -> None:
             spec.load_weights(model, str(weights))  # as build(weights_path=...) does under the other backend
         else:
             _wait_for(folder / f"{name}-tensorflow.npz")
-            model = spec.build(input_size=SIZE, weights_path=str(weights))
+            with _without_random_draws():
+                model = spec.build(input_size=SIZE, weights_path=str(weights))
         batch = prepare_batch(images, size=SIZE, preprocess=spec.preprocess)
         _save(embed_batch(build_extractor(model), batch), folder / f"{name}-{backend}.npz")
         keras.backend.clear_session()
@@ -136,5 +161,6 @@ def heads_and_refiner(folder: Path) -> None:
 
 
 if __name__ == "__main__":
-    command, out = sys.argv[1], Path(sys.argv[2])
-    {"embed": embed, "heads-refiner": heads_and_refiner}[command](out)
+    commands, out = sys.argv[1], Path(sys.argv[2])
+    for command in commands.split(","):
+        {"embed": embed, "heads-refiner": heads_and_refiner}[command](out)

@@ -1,8 +1,8 @@
 """The networks run under JAX as under TensorFlow: backbones, the paper's heads, the refiner U-Net.
 
 Each backend runs in its own process (``KERAS_BACKEND`` is read when Keras is imported), doing
-the work of :mod:`tests.backend_worker`. Skipped where JAX is not installed
-(``pip install 'leukoscope[jax]'``).
+the work of :mod:`tests.backend_worker`; both run once, side by side, for the module's tests.
+Skipped where JAX is not installed (``pip install 'leukoscope[jax]'``).
 """
 
 from __future__ import annotations
@@ -33,30 +33,35 @@ pytestmark = [
 RELATIVE_TOLERANCE = 1e-4
 
 
-def _start(command: str, backend: str, folder: Path) -> tuple[subprocess.Popen, Path]:
-    log = folder / f"{command}-{backend}.log"
-    process = subprocess.Popen([sys.executable, "-m", "tests.backend_worker", command, str(folder)], cwd=REPO,
-                               env={**os.environ, "KERAS_BACKEND": backend}, stdout=log.open("w"),
-                               stderr=subprocess.STDOUT)
-    return process, log
+@pytest.fixture(scope="module")
+def worked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder where both workers wrote their results.
 
-
-def _finish(process: subprocess.Popen, log: Path) -> None:
+    Side by side: the TensorFlow worker embeds; the JAX worker first trains the heads and the
+    refiner, then loads each backbone's weights as soon as TensorFlow wrote them.
+    """
+    folder = tmp_path_factory.mktemp("backends")
+    workers = []
+    for commands, backend in (("embed", "tensorflow"), ("heads-refiner,embed", "jax")):
+        log = folder / f"{backend}.log"
+        workers.append((subprocess.Popen([sys.executable, "-m", "tests.backend_worker", commands, str(folder)],
+                                         cwd=REPO, env={**os.environ, "KERAS_BACKEND": backend},
+                                         stdout=log.open("w"), stderr=subprocess.STDOUT), log))
     try:
-        process.wait(timeout=1200)
+        for process, _ in workers:
+            process.wait(timeout=1200)
     finally:
-        process.kill()
-    assert process.returncode == 0, log.read_text()[-4000:]
-
-
-def test_backbone_weights_saved_under_tensorflow_give_the_same_embeddings_under_jax(tmp_path):
-    # side by side: the JAX worker loads each backbone's file as soon as TensorFlow wrote it
-    workers = [_start("embed", backend, tmp_path) for backend in ("tensorflow", "jax")]
+        for process, _ in workers:
+            process.kill()
     for process, log in workers:
-        _finish(process, log)
+        assert process.returncode == 0, log.read_text()[-4000:]
+    return folder
+
+
+def test_backbone_weights_saved_under_tensorflow_give_the_same_embeddings_under_jax(worked):
     print("\nbackbone pooling max|TF| max|JAX-TF|/max|TF|")  # shown with pytest -s
     for name in (backbone.value for backbone in Backbone):
-        reference, jax = np.load(tmp_path / f"{name}-tensorflow.npz"), np.load(tmp_path / f"{name}-jax.npz")
+        reference, jax = np.load(worked / f"{name}-tensorflow.npz"), np.load(worked / f"{name}-jax.npz")
         for pooling in POOLINGS:
             expected = reference[pooling]
             assert expected.shape == jax[pooling].shape == (3, expected.shape[1])
@@ -67,9 +72,8 @@ def test_backbone_weights_saved_under_tensorflow_give_the_same_embeddings_under_
             assert difference <= RELATIVE_TOLERANCE, f"{name} {pooling}: max |JAX - TF| / max |TF| = {difference:.2e}"
 
 
-def test_heads_train_and_the_refiner_predicts_under_jax(tmp_path):
-    _finish(*_start("heads-refiner", "jax", tmp_path))
-    results = json.loads((tmp_path / "heads-refiner-jax.json").read_text())
+def test_heads_train_and_the_refiner_predicts_under_jax(worked):
+    results = json.loads((worked / "heads-refiner-jax.json").read_text())
     assert results["backend"] == "jax"
     assert results["pooled_head_changed"] and math.isfinite(results["pooled_loss"])
     assert all(0.0 <= p <= 1.0 for p in results["pooled_scores"])

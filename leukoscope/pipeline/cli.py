@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from leukoscope import __version__
 from leukoscope.classifiers.errors import EvaluationError
 from leukoscope.pipeline.atomic import remove_leftovers
 from leukoscope.pipeline.choices import FIELD_KINDS, Backend
 from leukoscope.pipeline.claim import claim_run, environment_error
+from leukoscope.pipeline.cli_parser import OVERRIDES, PREDICT_OVERRIDES, build_parser
 from leukoscope.pipeline.config import Config, ConfigError, config_names, config_text, load_config
 from leukoscope.pipeline.console import new_command
 from leukoscope.pipeline.dask_cluster import DaskSchedulerError, check_cluster
@@ -39,7 +39,6 @@ from leukoscope.pipeline.parallel import capped_jobs, parallel_map
 from leukoscope.pipeline.refiner_data import RefinerTrainingError
 from leukoscope.pipeline.refiner_model import RefinerModelError
 from leukoscope.pipeline.rundir import RunDir, RunDirError
-from leukoscope.pipeline.train_refiner import add_parser as add_train_refiner_parser
 from leukoscope.pipeline.train_refiner import run_from_args as train_refiner_from_args
 from leukoscope.pipeline.weights import WeightsUnavailableError
 
@@ -49,117 +48,6 @@ log = logging.getLogger("leukoscope")
 #: anything else is a bug and keeps its traceback
 USER_ERRORS = (ConfigError, DaskSchedulerError, DatasetError, EvaluationError, ExpertMaskError, ModelFolderError,
                RefinerModelError, RefinerTrainingError, RunDirError, WeightsUnavailableError)
-#: command-line flag (argparse dest) -> config key it overrides
-OVERRIDES = {
-    "data": "data.path",
-    "dataset": "data.dataset",
-    "masks": "data.masks",
-    "out": "run.out",
-    "jobs": "run.jobs",
-    "backend": "run.backend",
-    "scheduler": "run.scheduler",
-    "seed": "run.seed",
-    "quiet": "run.quiet",
-    "backbones": "features.backbones",
-    "weights": "features.weights",
-    "refiner": "segmentation.refiner",
-    "refiner_model": "segmentation.refiner_model",
-    "protocol": "compare.protocol",
-    "folds": "compare.folds",
-    "models": "compare.models",
-    "feature_sets": "compare.feature_sets",
-    "hybrid_pca": "compare.hybrid_pca",
-    "bootstrap": "compare.bootstrap",
-    "heads": "heads.backbones",
-    "red_cell_diameter": "fields.red_cell_diameter",
-    "boxes": "fields.boxes",
-    "format": "features.format",
-}
-#: the keys ``predict`` takes from the command line (the rest comes from the model card)
-PREDICT_OVERRIDES = ("data", "dataset", "out", "jobs", "backend", "scheduler", "quiet", "bootstrap", "refiner_model")
-
-
-def _add_io_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
-    """Where the data are, where the run goes, and how the work is run (every analysis command)."""
-    parser.add_argument("--data", required=required,
-                        help="dataset folder, or a manifest CSV (path,label[,subject][,split])")
-    parser.add_argument("--dataset", help="layout of --data: auto, cnmc, allidb2, folder, manifest; whole "
-                                          "fields: allidb1, voc, fields")
-    parser.add_argument("--out", required=required, help="run directory (default from the config: runs/demo)")
-    parser.add_argument("--jobs", type=int, help="parallel workers (at most the cores available; -1: all cores)")
-    parser.add_argument("--backend", help="joblib backend: loky, threading, dask")
-    parser.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://host:8786 (implies --backend dask)")
-    parser.add_argument("--quiet", action="store_true", default=None, help="warnings and errors only: no progress, no notes")
-    parser.add_argument("--force", action="store_true",
-                        help="reuse a run directory made from another dataset: delete its earlier results (caches are kept)")
-
-
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="a shipped config's name (demo, cnmc, allidb2) or a .toml file")
-    _add_io_options(parser)
-    parser.add_argument("--seed", type=int, help="random seed")
-    parser.add_argument("--masks", help="folder of expert masks to score the segmentation against")
-    parser.add_argument("--refiner", help="mask refiner: none, unet")
-    parser.add_argument("--refiner-model", dest="refiner_model", help="refiner .keras model file")
-    parser.add_argument("--backbones", help="comma-separated CNN backbones, 'all' or 'none'")
-    parser.add_argument("--weights", help="CNN weights: auto, imagenet, random, or a folder of .h5 files")
-    parser.add_argument("--red-cell-diameter", dest="red_cell_diameter", type=float,
-                        help="whole fields: the red cells' diameter in pixels (BCCD 100, ALL-IDB1 60)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="leukoscope",
-        description="Tell ALL blasts from normal white blood cells in microscope images.",
-    )
-    parser.add_argument("--version", action="version", version=f"leukoscope {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = sub.add_parser("demo-data", help="write the synthetic demo dataset (C-NMC layout)")
-    demo.add_argument("out_dir", type=Path, help="destination folder")
-    demo.add_argument("--subjects", type=int, default=12, help="number of subjects (even, >= 4)")
-    demo.add_argument("--cells", type=int, default=240, help="number of cells")
-    demo.add_argument("--seed", type=int, default=0, help="random seed")
-    demo.add_argument("--jobs", type=int, default=1, help="parallel workers")
-    demo.add_argument("--quiet", action="store_true", help="no progress bar")
-    helps = {
-        "fields": "find the white cells of whole smear fields and cut each out as a C-NMC-style cell",
-        "segment": "segment every cell (whole cell, nucleus, cytoplasm) with overlays",
-        "features": "handcrafted features, their statistics per subject and per feature, and frozen-CNN "
-                    "embeddings as CSV (and Parquet)",
-        "compare": "classifiers on every feature set, evaluated without patient leakage, with a report",
-    }
-    helps["train"] = ("fit the chosen models on the labelled training data and write a model folder each "
-                      "(RUN/models/<name>), after compare when its results are missing")
-    for name, text in helps.items():
-        _add_run_options(sub.add_parser(name, help=text, description=text))
-    sub.choices["fields"].add_argument("--boxes", action="store_true", default=None,
-                                       help="score the detection against the annotated boxes (voc)")
-    for name in ("features", "compare"):
-        sub.choices[name].add_argument(
-            "--format", help="features tables: csv, or parquet for a typed Parquet copy beside every CSV")
-    for name in ("compare", "train"):
-        command = sub.choices[name]
-        command.add_argument("--protocol", help="evaluation: auto, official, group-cv, stratified-cv, blocked-cv")
-        command.add_argument("--folds", type=int, help="outer cross-validation folds")
-        command.add_argument("--models", help="comma-separated: svm, logreg, rf, knn, xgboost")
-        command.add_argument("--feature-sets", dest="feature_sets", help="comma-separated: handcrafted, cnn, hybrid, head")
-        command.add_argument("--hybrid-pca", dest="hybrid_pca", type=int, help="PCA components of the embedding part of hybrid sets (0: none)")
-        command.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals")
-        command.add_argument("--heads", help="backbones to train sigmoid heads on (frozen; the paper's fine-tuning): "
-                                             "comma-separated, 'all' or 'none'")
-    text = "apply a trained model folder to new cells (labelled or not): predictions per cell and per subject"
-    predict = sub.add_parser("predict", help=text, description=text)
-    predict.add_argument("--model", type=Path, required=True, help="model folder written by 'leukoscope train'")
-    _add_io_options(predict, required=True)
-    predict.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% intervals (labelled cells)")
-    predict.add_argument("--refiner-model", dest="refiner_model",
-                         help="the refiner .keras file the model was trained with, when it is elsewhere here")
-    add_train_refiner_parser(sub)
-    shown = sub.add_parser("config", help="list the shipped configs or print one",
-                           description="List the configs shipped in the package, or print one to start your own from.")
-    shown.add_argument("action", choices=["list", "show"], help="list the names, or show one config's TOML")
-    shown.add_argument("name", nargs="?", help="config name for 'show' (e.g. demo)")
-    return parser
 
 
 def resolve_config(args: argparse.Namespace) -> Config:

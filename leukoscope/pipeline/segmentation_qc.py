@@ -61,7 +61,7 @@ def pick_montage(labels: list[str], *, limit: int = MONTAGE_LIMIT) -> list[int]:
             take = min(share, len(groups[group]) - quota[group], left)
             quota[group] += take
             left -= take
-    picked = []
+    picked: list[int] = []
     for group in sorted(groups):
         members = groups[group]
         if quota[group]:

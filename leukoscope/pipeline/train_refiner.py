@@ -141,32 +141,6 @@ def train_refiner(
     return record
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``train-refiner`` subcommand to the ``leukoscope`` command line."""
-    defaults = TrainingSettings()
-    parser = subparsers.add_parser(
-        "train-refiner", help="train the U-Net mask refiner on images with expert masks",
-        description="Train the U-Net that corrects the threshold masks, on one or several datasets with "
-                    "expert masks (pairs of --data and --masks, matched by file stem).")
-    parser.add_argument("--data", action="append", required=True, type=Path, help="dataset folder (repeatable)")
-    parser.add_argument("--masks", action="append", required=True, type=Path,
-                        help="its expert-mask folder (one per --data, in the same order)")
-    parser.add_argument("--out", required=True, type=Path, help="model file to write (MODEL.keras)")
-    parser.add_argument("--config", type=Path, help="TOML file whose [segmentation] thresholding is refined")
-    for name, text in (("side", "input side of the U-Net"), ("depth", "U-Net levels"),
-                       ("width", "filters of the first level"), ("epochs", "most epochs"),
-                       ("patience", "early-stopping patience (epochs)"), ("batch_size", "images per step"),
-                       ("learning_rate", "Adam learning rate"),
-                       ("validation_fraction", "share of each source held out for validation"),
-                       ("limit", "use at most this many pairs of each source (0: all)"), ("seed", "random seed")):
-        default = getattr(defaults, name)
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=type(default), default=default,
-                            help=f"{text} (default {default})")
-    parser.add_argument("--jobs", type=int, default=1, help="parallel workers for reading the images")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
-    return parser
-
-
 def run_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     """Run ``leukoscope train-refiner`` from its parsed arguments; return the exit code.
 
@@ -188,4 +162,4 @@ def run_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None) -
 
 
 
-__all__ = ["add_parser", "run_from_args", "train_refiner"]
+__all__ = ["run_from_args", "train_refiner"]

@@ -19,6 +19,7 @@ nucleus. The QC flags and score are those of :mod:`~leukoscope.segmentation.qc`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import cv2
 import numpy as np
@@ -36,6 +37,15 @@ from leukoscope.segmentation.threshold import compute_threshold
 
 BLACK_LEVEL = 10  # a pixel whose channels are all <= this is C-NMC's black surround
 BLANK_RANGE = 8  # an image whose pixels all lie this close to its first pixel holds no cell
+
+
+class _NucleusOptions(TypedDict):
+    """The nucleus thresholding options :func:`main_cell` and :func:`find_nucleus` both take."""
+
+    channel: Channel | str
+    method: ThresholdMethod | str
+    enhance: Enhancement | str
+    min_size: int
 
 
 @dataclass(frozen=True)
@@ -205,7 +215,8 @@ def segment_cell(
         return _empty(image.shape, resolved, QCFlag.BLANK_IMAGE)
     if background is Background.AUTO:
         background = detect_background(image)
-    nucleus_options = {"channel": nucleus_channel, "method": nucleus_method, "enhance": enhance, "min_size": min_size}
+    nucleus_options: _NucleusOptions = {"channel": nucleus_channel, "method": nucleus_method, "enhance": enhance,
+                                         "min_size": min_size}
     flags: list[QCFlag] = []
     if background is Background.BLACK:
         black = (0, 0, 0), (BLACK_LEVEL, BLACK_LEVEL, BLACK_LEVEL)
