@@ -12,7 +12,14 @@ from leukoscope.pipeline.atomic import save_keras
 from leukoscope.pipeline.demo import generate_demo
 from leukoscope.pipeline.groundtruth import match_masks, read_expert_mask
 from leukoscope.pipeline.imageio import read_image
-from leukoscope.pipeline.refiner_data import RefinerTrainingError, find_pairs
+from leukoscope.pipeline.refiner_data import (
+    MAX_MARGIN,
+    RefinerTrainingError,
+    TrainingSettings,
+    cutout_margin,
+    find_pairs,
+    split_pairs,
+)
 from leukoscope.pipeline.refiner_model import SHIPPED_MODEL, RefinerModelError, load_refiner, sidecar
 from leukoscope.segmentation.cell import segment_cell
 from leukoscope.segmentation.metrics import label_scores
@@ -59,6 +66,33 @@ def test_find_pairs_without_any_mask_says_so(tmp_path):
         find_pairs(tmp_path / "set", tmp_path / "masks")
 
 
+def test_split_pairs_three_parts_by_image_then_by_subject():
+    names = [f"/d/{i:03d}.bmp" for i in range(10)]
+    pairs = pd.DataFrame({"image": names, "mask": names, "subject": ""})
+    settings = TrainingSettings(validation_fraction=0.2, test_fraction=0.2, seed=3)
+    parts = split_pairs(pairs, settings=settings)
+    assert parts.value_counts().to_dict() == {"training": 6, "validation": 2, "test": 2}
+    assert parts.tolist() == split_pairs(pairs, settings=settings).tolist()  # deterministic for a seed
+    moved = pairs.assign(image=[n.replace("/d/", "/elsewhere/") for n in names])  # same file names elsewhere
+    assert split_pairs(moved, settings=settings).tolist() == parts.tolist()
+    assert split_pairs(pairs, settings=TrainingSettings(seed=4, validation_fraction=0.2, test_fraction=0.2)
+                       ).tolist() != parts.tolist()
+    none = split_pairs(pairs, settings=TrainingSettings(validation_fraction=0.1, test_fraction=0.0))
+    assert none.value_counts().to_dict() == {"training": 9, "validation": 1}
+    limited = split_pairs(pairs, settings=TrainingSettings(validation_fraction=0.2, test_fraction=0.2, limit=5))
+    assert limited.value_counts().to_dict() == {"training": 3, "validation": 1, "test": 1, "": 5}
+    by_subject = split_pairs(pairs.assign(subject=[f"s{i // 2}" for i in range(10)]), settings=settings)
+    assert all(by_subject[i] == by_subject[i + 1] for i in range(0, 10, 2))  # a subject's images stay together
+    assert by_subject.value_counts().to_dict() == {"training": 6, "validation": 2, "test": 2}
+
+
+def test_cutout_margin_is_fixed_by_the_file_name_and_seed():
+    margins = [cutout_margin(f"/a/{i}.bmp", seed=0) for i in range(200)]
+    assert set(margins) == set(range(MAX_MARGIN + 1))
+    assert margins == [cutout_margin(f"/b/{i}.bmp", seed=0) for i in range(200)]
+    assert margins != [cutout_margin(f"/a/{i}.bmp", seed=1) for i in range(200)]
+
+
 def test_save_load_round_trip(tmp_path):
     model = build_unet(side=32, depth=2, width=4, seed=1)
     model.get_layer("correction_logits").set_weights(
@@ -97,9 +131,12 @@ def test_train_refiner_command_writes_model_log_curve_and_record(demo, tmp_path,
     assert record["command"] == shlex.join(["leukoscope", *argv])
     assert record["seed"] == 0 and record["settings"]["side"] == 32
     (source,) = record["data"]
-    assert source["pairs"] == 12 and source["validation"] == 2 and len(source["sha256"]) == 64
-    assert set(source["validation_scores"]) == {
-        f"{m}_dice_{r}" for m in ("threshold", "refined") for r in ("cell", "nucleus")}
+    # 4 subjects of 3 cells: one subject each for test and validation, two for training
+    assert (source["pairs"], source["training"], source["validation"], source["test"]) == (12, 6, 3, 3)
+    assert len(source["sha256"]) == 64 and len(source["test_sha256"]) == 64 and len(source["test_images"]) == 3
+    expected = {f"{m}_dice_{r}" for m in ("threshold", "unguarded", "refined") for r in ("cell", "nucleus")}
+    assert set(source["test_scores"]) == set(source["test_cutout_scores"]) == expected | {"skipped"}
+    assert record["backgrounds"] == ["black"]  # the demo cells are cut-outs already
     history = pd.read_csv(sidecar(out, ".log.csv"))
     assert list(history["epoch"]) == list(range(1, record["epochs_run"] + 1))
     assert history["val_dice_cell"].between(0, 1).all()
@@ -110,6 +147,7 @@ def test_train_refiner_command_writes_model_log_curve_and_record(demo, tmp_path,
 @pytest.mark.parametrize(("extra", "message"), [
     (["--masks", "x"], "got 1 --data but 2 --masks"),
     (["--validation-fraction", "0.99"], "training needs at least one batch"),
+    (["--test-fraction", "0.6"], "training needs at least one batch"),
     (["--side", "30"], "input side 30 must be a positive multiple of 2**depth = 4"),
 ])
 def test_train_refiner_bad_arguments_are_one_line(demo, tmp_path, capsys, extra, message):

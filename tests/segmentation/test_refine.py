@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 
 from leukoscope.segmentation.cell import segment_cell
-from leukoscope.segmentation.refine import model_side, refine_labels, refine_result, refiner_doubt, tidy_labels
+from leukoscope.segmentation.refine import (
+    MIN_CONFIDENCE,
+    _predict,
+    model_side,
+    refine_cells,
+    refine_labels,
+    refine_result,
+    refiner_doubt,
+    tidy_labels,
+)
 from leukoscope.segmentation.unet import build_unet
 
 from .test_unet import cell_image, disc_labels
@@ -104,6 +113,35 @@ def test_the_guard_keeps_the_threshold_labels_where_the_refiner_does_harm():
     grown = disc_labels(40, 19, 8)  # cell 1.6x larger: 36% of the union changed class
     assert refiner_doubt(threshold, grown).startswith("the refiner changed 36% of the cell")
     assert refiner_doubt(np.zeros_like(threshold), threshold) == ""  # a cell found where none was: allowed
+    assert refiner_doubt(threshold, threshold, confidence=MIN_CONFIDENCE) == ""
+    assert refiner_doubt(threshold, threshold, confidence=0.61) == "the refiner's mean confidence is 0.61 (< 0.8)"
+
+
+def test_confidence_of_an_untrained_refiner_is_its_prior(untrained):
+    """Untrained, every pixel gets logit 3 for the threshold class and 0 for the other two."""
+    labels = disc_labels(48, 16, 7)
+    (cell,) = refine_cells(untrained, [cell_image(labels)], [labels], min_size=16)
+    assert cell.confidence == pytest.approx(np.exp(3) / (np.exp(3) + 2), abs=1e-5)
+    np.testing.assert_array_equal(cell.labels, labels)
+
+
+def test_flips_average_eight_views_and_keep_an_equivariant_answer(untrained):
+    labels = disc_labels(48, 16, 7, shift=3)
+    image = cell_image(labels)
+    (plain,), (flipped,) = (refine_cells(untrained, [image], [labels], min_size=16, flips=f) for f in (False, True))
+    np.testing.assert_array_equal(flipped.labels, plain.labels)  # pixel-wise prior: the same in every view
+    assert flipped.confidence == pytest.approx(plain.confidence, abs=1e-5)
+    model = build_unet(side=32, depth=2, width=4, seed=3)
+    correction = model.get_layer("correction_logits")
+    rng = np.random.default_rng(1)
+    correction.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in correction.get_weights()])
+    x = np.random.default_rng(0).random((1, 32, 32, 5), dtype=np.float32)
+    turned = np.rot90(x, 1, axes=(1, 2))[:, :, ::-1]
+    # the averaged answer turns with its input; the plain one does not
+    np.testing.assert_allclose(_predict(model, turned, flips=True),
+                               np.rot90(_predict(model, x, flips=True), 1, axes=(1, 2))[:, :, ::-1], atol=1e-5)
+    assert not np.allclose(_predict(model, turned, flips=False),
+                           np.rot90(_predict(model, x, flips=False), 1, axes=(1, 2))[:, :, ::-1], atol=1e-3)
 
 
 def test_refine_result_skips_a_refiner_that_erases_the_nucleus():
