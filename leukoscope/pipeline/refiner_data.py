@@ -77,7 +77,7 @@ class TrainingSettings:
     side: int = 128
     depth: int = 4
     width: int = 8
-    epochs: int = 25
+    epochs: int = 15
     patience: int = 6
     batch_size: int = 16
     learning_rate: float = 0.002
