@@ -164,6 +164,15 @@ def score_row(model: Any, samples: list, *, flips: bool) -> dict[str, Any]:
     return row
 
 
+def merged(rows: list[dict[str, Any]], kinds: list[str], path: Path) -> pd.DataFrame:
+    """``rows`` after the rows of the other cases in an earlier ``results.csv`` (a run with ``--only``)."""
+    earlier = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["case"])
+    earlier = earlier[~earlier["case"].isin([*kinds, *(["demo"] if "all" in kinds else [])])]
+    order = {kind: i for i, kind in enumerate([*KINDS, "demo"])}
+    table = pd.concat([earlier, pd.DataFrame(rows)], ignore_index=True) if len(earlier) else pd.DataFrame(rows)
+    return table.sort_values("case", key=lambda c: c.map(order), kind="stable", ignore_index=True)
+
+
 def print_table(table: pd.DataFrame) -> None:
     """The results as a Markdown table: thresholding, refined and their difference per region."""
     print("\n| case | train -> test | input | images | nucleus: threshold | refined | diff | "
@@ -228,11 +237,11 @@ def main() -> None:
                          "images": len(samples[test, margin]),
                          **score_row(model, samples[test, margin], flips=args.flips), "model": str(path)})
             print(f"{case}: {rows[-1]['train']} -> {test}, {rows[-1]['input']}: done", flush=True)
-        write_csv(pd.DataFrame(rows), args.models / "results.csv")
+        write_csv(merged(rows, kinds, args.models / "results.csv"), args.models / "results.csv")
     if "all" in kinds:
         rows.append(demo_row(trained_model(tuple(names), args.data, args.models, settings, retrain=False,
                                            jobs=args.jobs, memo=memo), args.models / "demo"))
-    table = pd.DataFrame(rows)
+    table = merged(rows, kinds, args.models / "results.csv")
     write_csv(table, args.models / "results.csv")
     print_table(table)
     print(f"\nresults in {args.models / 'results.csv'} ({time.perf_counter() - started:.0f} s)")

@@ -14,6 +14,7 @@ from leukoscope.pipeline.groundtruth import match_masks, read_expert_mask
 from leukoscope.pipeline.imageio import read_image
 from leukoscope.pipeline.refiner_data import (
     MAX_MARGIN,
+    TIGHT_CUTOUTS,
     RefinerTrainingError,
     TrainingSettings,
     cutout_margin,
@@ -87,10 +88,11 @@ def test_split_pairs_three_parts_by_image_then_by_subject():
 
 
 def test_cutout_margin_is_fixed_by_the_file_name_and_seed():
-    margins = [cutout_margin(f"/a/{i}.bmp", seed=0) for i in range(200)]
+    margins = [cutout_margin(f"/a/{i}.bmp", seed=0) for i in range(300)]
     assert set(margins) == set(range(MAX_MARGIN + 1))
-    assert margins == [cutout_margin(f"/b/{i}.bmp", seed=0) for i in range(200)]
-    assert margins != [cutout_margin(f"/a/{i}.bmp", seed=1) for i in range(200)]
+    assert margins.count(0) == pytest.approx(300 * TIGHT_CUTOUTS, abs=20)
+    assert margins == [cutout_margin(f"/b/{i}.bmp", seed=0) for i in range(300)]
+    assert margins != [cutout_margin(f"/a/{i}.bmp", seed=1) for i in range(300)]
 
 
 def test_save_load_round_trip(tmp_path):
