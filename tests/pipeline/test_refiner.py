@@ -1,5 +1,6 @@
 import json
 import shlex
+from pathlib import Path
 
 import cv2
 import keras
@@ -10,7 +11,6 @@ import pytest
 from leukoscope.pipeline import cli
 from leukoscope.pipeline.atomic import save_keras
 from leukoscope.pipeline.demo import generate_demo
-from leukoscope.pipeline.groundtruth import match_masks, read_expert_mask
 from leukoscope.pipeline.imageio import read_image
 from leukoscope.pipeline.refiner_data import (
     MAX_MARGIN,
@@ -22,9 +22,7 @@ from leukoscope.pipeline.refiner_data import (
     split_pairs,
 )
 from leukoscope.pipeline.refiner_model import SHIPPED_MODEL, RefinerModelError, load_refiner, sidecar
-from leukoscope.segmentation.cell import segment_cell
-from leukoscope.segmentation.metrics import label_scores
-from leukoscope.segmentation.refine import refine_labels
+from leukoscope.pipeline.refiner_scores import mean_scores, score_refiner
 from leukoscope.segmentation.unet import build_unet
 
 TINY = ["--side", "32", "--depth", "2", "--width", "4", "--epochs", "2", "--batch-size", "4", "--quiet"]
@@ -231,23 +229,18 @@ def test_segment_uses_the_shipped_refiner_by_default(demo, tmp_path):
 # ------------------------------------------------------------------ the shipped refiner, real data
 @pytest.mark.shared_data
 @pytest.mark.slow
-def test_shipped_refiner_meets_the_allidb2_nucleus_target(shared_data):
-    """Trained on the Zheng sets only, so ALL-IDB2 is unseen data: nucleus Dice >= 0.95."""
+def test_shipped_refiner_does_no_harm_on_the_test_parts_it_never_saw(shared_data):
+    """The test parts named in its record: refined >= thresholding - 0.005 (nucleus and cell)."""
     record = json.loads(sidecar(SHIPPED_MODEL, ".json").read_text())
-    assert all("zheng" in source["data"] for source in record["data"])
     model = load_refiner()
-    folder = shared_data / "all-idb2"
-    images = sorted((folder / "img").glob("*.tif"))
-    matches = match_masks([str(p) for p in images], folder / "masks")
-    scores = []
-    for start in range(0, len(images), 32):
-        chunk = [read_image(p) for p in images[start:start + 32]]
-        thresholds = [segment_cell(image).labels for image in chunk]
-        refined = refine_labels(model, chunk, thresholds)
-        for image, labels, match in zip(chunk, refined, matches[start:start + 32]):
-            scores.append(label_scores(labels, read_expert_mask(match.path, image_shape=image.shape)))
-    assert len(scores) == 260
-    assert np.nanmean([s["dice_nucleus"] for s in scores]) >= 0.95
+    for source in record["data"]:
+        data, masks = (shared_data / Path(source[k]).relative_to("../shared/data") for k in ("data", "masks"))
+        pairs, _ = find_pairs(data, masks)
+        test = pairs[[Path(p).name in set(source["test_images"]) for p in pairs["image"]]]
+        assert len(test) == source["test"] > 0
+        means = mean_scores(score_refiner(model, test, jobs=2))
+        for region in ("cell", "nucleus"):
+            assert means[f"refined_dice_{region}"] >= means[f"threshold_dice_{region}"] - 0.005, (source["data"], means)
 
 
 @pytest.mark.shared_data
