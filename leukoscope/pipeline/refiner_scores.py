@@ -1,8 +1,10 @@
 """Dice of a refiner against expert masks: per image, thresholding vs refined, on smear crops or cut-outs.
 
 ``threshold`` is the thresholding the refiner starts from, ``unguarded`` the refiner's labels as
-they are, ``refined`` what ``segment --refiner unet`` keeps: the refiner's labels, or the
-threshold labels where :func:`~leukoscope.segmentation.refine.refiner_doubt` objects.
+they are (with the threshold's cell outline on a black surround,
+:func:`~leukoscope.segmentation.refine.keep_outline`), ``refined`` what ``segment --refiner unet``
+keeps: those labels, or the threshold labels where
+:func:`~leukoscope.segmentation.refine.refiner_doubt` objects.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def score_pairs(model: Any, named: Iterable[tuple[str, dict[str, Any]]], *, min_
     items = iter(named)
     while chunk := list(itertools.islice(items, batch_size)):
         refined = refine_cells(model, [s["image"] for _, s in chunk], [s["threshold"] for _, s in chunk],
-                               min_size=min_size, batch_size=batch_size, flips=flips)
+                               min_size=min_size, batch_size=batch_size, flips=flips,
+                               black=[s["background"] == "black" for _, s in chunk])
         for (name, sample), cell in zip(chunk, refined):
             skipped = bool(refiner_doubt(sample["threshold"], cell.labels, cell.confidence))
             kept = sample["threshold"] if skipped else cell.labels
