@@ -191,8 +191,8 @@ def print_table(table: pd.DataFrame) -> None:
               + " | ".join(cells) + f" | {row['skipped']} | {unguarded} | {flips} |")
     for row in table[table["case"] == "demo"].to_dict("records"):
         print(f"\ndemo: median nucleus/cell ratio {row['threshold_ratio_median']:.3f} thresholded, "
-              f"{row['refined_ratio_median']:.3f} with the refiner ({int(row['changed'])} of {int(row['images'])} cells "
-              f"changed, {row['skipped']} skipped by the guard)")
+              f"{row['refined_ratio_median']:.3f} with the refiner ({int(row['changed'])} of {int(row['images'])} "
+              f"cells changed, {row['skipped']} skipped by the guard)")
 
 
 def main() -> None:
