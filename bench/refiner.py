@@ -1,33 +1,39 @@
-"""Cross-dataset test of the U-Net refiner: train on some expert-labelled sets, test on another.
+"""The U-Net refiner against the default thresholding, on test parts that training never saw.
 
-Three cases, each tested on data the refiner never saw:
+Every expert-labelled set (ALL-IDB2, Zheng 1, Zheng 2) is split by ``train-refiner``'s own rule
+(:func:`leukoscope.pipeline.refiner_data.split_pairs`: 70 % training, 15 % validation for early
+stopping, 15 % test, by image; the same test part whichever sets a model is trained with). Every
+number is the mean Dice on a test part, refined vs the default thresholding of the same images:
 
-- Zheng 1 + Zheng 2 -> ALL-IDB2
-- ALL-IDB2 + Zheng 2 -> Zheng 1
-- ALL-IDB2 + Zheng 1 -> Zheng 2
+- ``within``: trained on that set's training part;
+- ``cross``: trained on the training parts of the other two sets;
+- ``all``: trained on the training parts of all three (the shipped refiner, when its record
+  matches);
+- cut-outs: the test images cut out on black along the expert cell dilated by 0, 5, 10 and 20
+  pixels (:func:`leukoscope.segmentation.cutout.expert_cutout`), thresholded as cut-outs, with the
+  ``within`` and ``all`` models;
+- the demo (C-NMC layout, 240 synthetic cells on black): the median nucleus/cell area ratio and
+  the Dice with and without the ``all`` model, through ``segment``'s own guard.
 
-For each it prints the mean nucleus and whole-cell Dice of the default thresholding (the
-refiner's input), of the best thresholding configuration for the test set (channel x method
-searched on the test set itself, as in bench/segmentation_dice.py, so an optimistic
-baseline), and of the refined masks, with the gain over both.
+``refined`` is what ``segment --refiner unet`` keeps (the threshold labels where the guard
+doubts the refiner; ``skipped`` counts them), ``unguarded`` the refiner's labels as they are,
+``flips`` the refined labels with the eight test-time flips (``refiner_flips = true``).
 
-Models are trained with ``train_refiner`` (the ``leukoscope train-refiner`` defaults unless
-flags change them) into ``--models``. A model whose record (``MODEL.json``) shows the same
-training sets and settings is reused instead: the shipped refiner (trained on Zheng 1 + 2) for
-the first case, an earlier run's model in ``--models`` for the others; ``--retrain`` trains
-all three anew. Training takes 9 to 15 minutes per case on two idle cores; scoring reused
-models takes a few minutes.
+Models are trained with ``train_refiner`` into ``--models`` (``train-refiner`` defaults unless the
+flags change them); a model whose ``MODEL.json`` shows the same training sets and settings is
+reused, ``--retrain`` trains anew. Results: ``MODELS/results.csv`` and a printed table.
 
 Usage::
 
     .venv/bin/python bench/refiner.py [--data ../shared/data] [--models runs/bench-refiner] [--jobs 2]
-        [--seed N] [--test "Zheng 2"] [--retrain]
+        [--only within,cross,all] [--epochs N] [--seed N] [--retrain] [--no-flips]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import shlex
@@ -37,19 +43,20 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from segmentation_dice import METHODS, load_sets, mean_dice  # noqa: E402
-
-from leukoscope.pipeline.atomic import write_csv  # noqa: E402
-from leukoscope.pipeline.config import SegmentationConfig  # noqa: E402
-from leukoscope.pipeline.refiner_data import TrainingSettings, mean_scores, score_refiner  # noqa: E402
-from leukoscope.pipeline.refiner_model import SHIPPED_MODEL, load_refiner, sidecar  # noqa: E402
-from leukoscope.pipeline.segmentation_settings import segmentation_options  # noqa: E402
-from leukoscope.pipeline.train_refiner import train_refiner  # noqa: E402
-from leukoscope.segmentation.choices import Channel  # noqa: E402
-from leukoscope.segmentation.unet import MODEL_NAME  # noqa: E402
+from leukoscope.pipeline.atomic import write_csv
+from leukoscope.pipeline.config import SegmentationConfig
+from leukoscope.pipeline.demo import generate_demo
+from leukoscope.pipeline.parallel import parallel_map
+from leukoscope.pipeline.refiner_data import TrainingSettings, find_pairs, read_pair, split_pairs
+from leukoscope.pipeline.refiner_model import SHIPPED_MODEL, load_refiner, refine_segmentation, sidecar
+from leukoscope.pipeline.refiner_scores import mean_scores, score_pairs
+from leukoscope.pipeline.segmentation_settings import segmentation_options
+from leukoscope.segmentation.cell import segment_cell
+from leukoscope.segmentation.metrics import label_scores
+from leukoscope.segmentation.unet import MODEL_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 #: dataset name -> (image folder, masks folder), relative to the shared data folder
@@ -58,19 +65,10 @@ SETS = {
     "Zheng 1": ("zheng-wbc/dataset1", "zheng-wbc/dataset1"),
     "Zheng 2": ("zheng-wbc/dataset2", "zheng-wbc/dataset2"),
 }
-CASES = [(("Zheng 1", "Zheng 2"), "ALL-IDB2"), (("ALL-IDB2", "Zheng 2"), "Zheng 1"),
-         (("ALL-IDB2", "Zheng 1"), "Zheng 2")]
-
-
-def best_thresholding(pairs: list, defaults: dict) -> dict[str, float]:
-    """Best mean nucleus and cell Dice over every channel x method (one target changed at a time)."""
-    best = {}
-    for target, index in (("nucleus", 0), ("cell", 1)):
-        best[target] = max(
-            mean_dice(pairs, {**defaults, f"{target}_channel": channel, f"{target}_method": method})[index]
-            for channel in Channel for method in METHODS
-        )
-    return best
+MARGINS = (0, 5, 10, 20)
+#: the default thresholding (what the refiner refines)
+OPTIONS = segmentation_options(SegmentationConfig())
+KINDS = ("within", "cross", "all")
 
 
 def _model_name(path: Path) -> str:
@@ -89,22 +87,112 @@ def _same_training(record_path: Path, sources: list[tuple[Path, Path]], settings
         (data.resolve(), masks.resolve()) for data, masks in sources]
 
 
-def trained_model(case: tuple[tuple[str, ...], str], data: Path, models: Path, settings: TrainingSettings,
-                  *, retrain: bool, jobs: int) -> Path:
-    """The case's model: the shipped refiner or one in ``models`` if trained on the same sets with
-    the same settings (paths in records are relative to the repository root), else a new one."""
-    train, _ = case
+def trained_model(train: tuple[str, ...], data: Path, models: Path, settings: TrainingSettings, *,
+                  retrain: bool, jobs: int, memo: dict) -> Path:
+    """A model trained on the training parts of ``train``: the shipped refiner or one in ``models`` if
+    trained on the same sets with the same settings (paths in records are relative to the repository
+    root), else a new one."""
+    from leukoscope.pipeline.train_refiner import train_refiner
+
     sources = [(data / SETS[name][0], data / SETS[name][1]) for name in train]
-    path = models / ("+".join(name.lower().replace(" ", "") for name in train) + ".keras")
+    path = models / ("+".join(name.lower().replace(" ", "").replace("-", "") for name in train) + ".keras")
     if not retrain:
         for candidate in (SHIPPED_MODEL, path):
             if candidate.is_file() and _same_training(sidecar(candidate, ".json"), sources, settings):
                 print(f"reusing {candidate} (same training sets and settings; --retrain trains anew)", flush=True)
                 return candidate
     print(f"training on {' + '.join(train)} -> {path}", flush=True)
-    train_refiner(sources, path, settings=settings, command=shlex.join([sys.executable, *sys.argv]),
-                  jobs=jobs, quiet=True)
+    record = train_refiner(sources, path, settings=settings, command=shlex.join([sys.executable, *sys.argv]),
+                           jobs=jobs, quiet=True, memo=memo)
+    print(f"  {record['epochs_run']} epochs (best {record['best_epoch']}), {record['wall_seconds']:.0f} s wall, "
+          f"{record['cpu_seconds']:.0f} s CPU", flush=True)
     return path
+
+
+def test_samples(data: Path, settings: TrainingSettings, margins: tuple[int, ...], jobs: int) -> dict:
+    """(set, margin or None) -> [(image path, sample)] of every set's test part."""
+    out = {}
+    for name, (folder, masks) in SETS.items():
+        pairs, _ = find_pairs(data / folder, data / masks)
+        test = pairs[split_pairs(pairs, settings=settings) == "test"]
+        items = list(zip(test["image"], test["mask"]))
+        for margin in (None, *margins):
+            reader = functools.partial(read_pair, options=OPTIONS, margin=margin)
+            read = parallel_map(reader, items, jobs=jobs, desc=f"reading {name}", quiet=True)
+            out[name, margin] = [(path, s) for (path, _), s in zip(items, read) if not s["reason"]]
+    return out
+
+
+def demo_row(model_path: Path, folder: Path) -> dict[str, Any]:
+    """Median nucleus/cell ratio and mean Dice of the demo cells, thresholded and through ``segment``'s guard."""
+    if not (folder / "masks").is_dir():
+        generate_demo(folder, seed=0, jobs=1, quiet=True)
+    pairs, _ = find_pairs(folder, folder / "masks")
+    ratios: dict[str, list[float]] = {"threshold": [], "refined": []}
+    dice: dict[str, list[float]] = {"threshold_n": [], "refined_n": [], "threshold_c": [], "refined_c": []}
+    changed = skipped = 0
+    for image_path, mask_path in zip(pairs["image"], pairs["mask"]):
+        sample = read_pair((image_path, mask_path), options=OPTIONS)
+        result = segment_cell(sample["image"], **OPTIONS)
+        refined, _, reason = refine_segmentation(str(model_path), sample["image"], result,
+                                                 min_size=OPTIONS["min_size"])
+        skipped += bool(reason)
+        changed += not np.array_equal(refined.labels, result.labels)
+        for method, labels in (("threshold", result.labels), ("refined", refined.labels)):
+            cell = np.count_nonzero(labels)
+            ratios[method].append(np.count_nonzero(labels == 2) / cell if cell else np.nan)
+            scores = label_scores(labels, sample["expert"])
+            dice[f"{method}_n"].append(scores["dice_nucleus"])
+            dice[f"{method}_c"].append(scores["dice_cell"])
+    return {"case": "demo", "train": "all three", "test": "demo (C-NMC layout)", "input": "cut-out (demo)",
+            "images": len(pairs), "skipped": skipped, "changed": changed,
+            "threshold_dice_nucleus": round(float(np.nanmean(dice["threshold_n"])), 4),
+            "threshold_dice_cell": round(float(np.nanmean(dice["threshold_c"])), 4),
+            "refined_dice_nucleus": round(float(np.nanmean(dice["refined_n"])), 4),
+            "refined_dice_cell": round(float(np.nanmean(dice["refined_c"])), 4),
+            "threshold_ratio_median": round(float(np.nanmedian(ratios["threshold"])), 4),
+            "refined_ratio_median": round(float(np.nanmedian(ratios["refined"])), 4),
+            "model": str(model_path)}
+
+
+def score_row(model: Any, samples: list, *, flips: bool) -> dict[str, Any]:
+    """Mean Dice of one model on one list of test samples (and with test-time flips)."""
+    row = mean_scores(score_pairs(model, samples, min_size=OPTIONS["min_size"]))
+    if flips:
+        flipped = mean_scores(score_pairs(model, samples, min_size=OPTIONS["min_size"], flips=True))
+        row.update(flips_dice_nucleus=flipped["refined_dice_nucleus"], flips_dice_cell=flipped["refined_dice_cell"])
+    return row
+
+
+def merged(rows: list[dict[str, Any]], kinds: list[str], path: Path) -> pd.DataFrame:
+    """``rows`` after the rows of the other cases in an earlier ``results.csv`` (a run with ``--only``)."""
+    earlier = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["case"])
+    earlier = earlier[~earlier["case"].isin([*kinds, *(["demo"] if "all" in kinds else [])])]
+    order = {kind: i for i, kind in enumerate([*KINDS, "demo"])}
+    table = pd.concat([earlier, pd.DataFrame(rows)], ignore_index=True) if len(earlier) else pd.DataFrame(rows)
+    return table.sort_values("case", key=lambda c: c.map(order), kind="stable", ignore_index=True)
+
+
+def print_table(table: pd.DataFrame) -> None:
+    """The results as a Markdown table: thresholding, refined and their difference per region."""
+    print("\n| case | train -> test | input | images | nucleus: threshold | refined | diff | "
+          "cell: threshold | refined | diff | skipped | unguarded n / c | flips n / c |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for row in table.to_dict("records"):
+        cells = []
+        for region in ("nucleus", "cell"):
+            threshold, refined = row[f"threshold_dice_{region}"], row[f"refined_dice_{region}"]
+            cells += [f"{threshold:.3f}", f"{refined:.3f}", f"{refined - threshold:+.3f}"]
+        unguarded = (f"{row['unguarded_dice_nucleus']:.3f} / {row['unguarded_dice_cell']:.3f}"
+                     if pd.notna(row.get("unguarded_dice_nucleus")) else "-")
+        flips = (f"{row['flips_dice_nucleus']:.3f} / {row['flips_dice_cell']:.3f}"
+                 if pd.notna(row.get("flips_dice_nucleus")) else "-")
+        print(f"| {row['case']} | {row['train']} -> {row['test']} | {row['input']} | {row['images']} | "
+              + " | ".join(cells) + f" | {row['skipped']} | {unguarded} | {flips} |")
+    for row in table[table["case"] == "demo"].to_dict("records"):
+        print(f"\ndemo: median nucleus/cell ratio {row['threshold_ratio_median']:.3f} thresholded, "
+              f"{row['refined_ratio_median']:.3f} with the refiner ({int(row['changed'])} of {int(row['images'])} "
+              f"cells changed, {row['skipped']} skipped by the guard)")
 
 
 def main() -> None:
@@ -113,49 +201,50 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(default), help="shared data folder")
     parser.add_argument("--models", type=Path, default=REPO / "runs" / "bench-refiner",
                         help="folder of the trained models")
+    parser.add_argument("--only", default=",".join(KINDS), help="cases to run: within, cross, all (comma-separated)")
     parser.add_argument("--retrain", action="store_true", help="train the models even when they exist")
     parser.add_argument("--epochs", type=int, default=TrainingSettings.epochs, help="most training epochs")
-    parser.add_argument("--limit", type=int, default=0, help="use at most this many pairs of each training set")
-    parser.add_argument("--jobs", type=int, default=2, help="parallel workers for reading and thresholding")
     parser.add_argument("--seed", type=int, default=TrainingSettings.seed,
                         help="training seed (another seed: use another --models folder to keep both)")
-    parser.add_argument("--test", choices=list(SETS), action="append",
-                        help="run only the case tested on this set (repeatable; default: all three)")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel workers for reading and thresholding")
+    parser.add_argument("--no-flips", dest="flips", action="store_false", help="skip the test-time flips")
     args = parser.parse_args()
+    kinds = [k for k in args.only.split(",") if k]
+    if unknown := set(kinds) - set(KINDS):
+        parser.error(f"--only: unknown case(s) {sorted(unknown)}; choose from {', '.join(KINDS)}")
     started = time.perf_counter()
-    settings = TrainingSettings(epochs=args.epochs, limit=args.limit, seed=args.seed)
-    defaults = segmentation_options(SegmentationConfig())
-    sets = load_sets(args.data)
+    settings = TrainingSettings(epochs=args.epochs, seed=args.seed)
+    samples = test_samples(args.data, settings, MARGINS, args.jobs)
+    memo: dict = {}
+    names = list(SETS)
+    cases = []  # (case, training sets, test set, margins)
+    for kind in kinds:
+        for name in names:
+            if kind == "within":
+                cases.append((kind, (name,), name, (None, *MARGINS)))
+            elif kind == "cross":
+                cases.append((kind, tuple(n for n in names if n != name), name, (None,)))
+            else:
+                cases.append((kind, tuple(names), name, (None, *MARGINS)))
     rows: list[dict[str, Any]] = []
-    for case in [c for c in CASES if not args.test or c[1] in args.test]:
-        model_path = trained_model(case, args.data, args.models, settings, retrain=args.retrain, jobs=args.jobs)
-        train, test = case
-        scores = score_refiner(load_refiner(model_path), args.data / SETS[test][0], args.data / SETS[test][1],
-                               jobs=args.jobs)
-        means = mean_scores(scores)
-        best = best_thresholding(sets[test], defaults)
-        rows.append({
-            "train": " + ".join(train), "test": test, "images": int(len(scores) // 2),
-            **{f"{key}": value for key, value in means.items()},
-            "best_threshold_dice_nucleus": round(best["nucleus"], 4),
-            "best_threshold_dice_cell": round(best["cell"], 4),
-            "model": str(model_path),
-        })
-    table = pd.DataFrame(rows)
+    for case, train, test, margins in cases:
+        path = trained_model(train, args.data, args.models, settings, retrain=args.retrain, jobs=args.jobs,
+                             memo=memo)
+        model = load_refiner(path)
+        for margin in margins:
+            rows.append({"case": case, "train": " + ".join(train), "test": test,
+                         "input": "smear crop" if margin is None else f"cut-out {margin} px",
+                         "images": len(samples[test, margin]),
+                         **score_row(model, samples[test, margin], flips=args.flips), "model": str(path)})
+            print(f"{case}: {rows[-1]['train']} -> {test}, {rows[-1]['input']}: done", flush=True)
+        write_csv(merged(rows, kinds, args.models / "results.csv"), args.models / "results.csv")
+    if "all" in kinds:
+        rows.append(demo_row(trained_model(tuple(names), args.data, args.models, settings, retrain=False,
+                                           jobs=args.jobs, memo=memo), args.models / "demo"))
+    table = merged(rows, kinds, args.models / "results.csv")
     write_csv(table, args.models / "results.csv")
-    print("\n| train -> test | nucleus: threshold | best threshold | refined | gain | "
-          "cell: threshold | best threshold | refined | gain |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for row in rows:
-        cells = []
-        for region in ("nucleus", "cell"):
-            threshold, best, refined = (row[f"threshold_dice_{region}"], row[f"best_threshold_dice_{region}"],
-                                        row[f"refined_dice_{region}"])
-            cells += [f"{threshold:.3f}", f"{best:.3f}", f"{refined:.3f}",
-                      f"{refined - threshold:+.3f} / {refined - best:+.3f}"]
-        print(f"| {row['train']} -> {row['test']} ({row['images']}) | " + " | ".join(cells) + " |")
-    print("\ngain = refined minus default thresholding / minus the best thresholding for the test set")
-    print(f"results in {args.models / 'results.csv'} ({time.perf_counter() - started:.0f} s)")
+    print_table(table)
+    print(f"\nresults in {args.models / 'results.csv'} ({time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":

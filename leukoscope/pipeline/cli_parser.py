@@ -257,7 +257,9 @@ def _add_train_refiner_parser(sub: Any) -> None:
                        ("width", "filters of the first level"), ("epochs", "most epochs"),
                        ("patience", "early-stopping patience (epochs)"), ("batch_size", "images per step"),
                        ("learning_rate", "Adam learning rate"),
-                       ("validation_fraction", "share of each source held out for validation"),
+                       ("validation_fraction", "share of each source held out for early stopping"),
+                       ("test_fraction", "share of each source held out for the test scores"),
+                       ("cutouts", "probability of showing a training image as its cut-out on black"),
                        ("limit", "use at most this many pairs of each source (0: all)"), ("seed", "random seed")):
         default = getattr(defaults, name)
         _option(parser, f"--{name.replace('_', '-')}", text, shown(default), dest=name, type=type(default),

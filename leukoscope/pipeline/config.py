@@ -120,6 +120,8 @@ class SegmentationConfig:
     refiner: Refiner = option(Refiner.NONE, "U-Net mask refiner run after the thresholding.")
     refiner_model: str = option("", "Refiner model file (empty: the model shipped in the package).",
                                 PathRule("file", "a .keras model written by `leukoscope train-refiner`", empty=True))
+    refiner_flips: bool = option(False, "Average the refiner over the 8 flips and quarter turns of each cell "
+                                        "(test-time augmentation, 8x the refiner's time).")
 
 
 @dataclass(frozen=True)

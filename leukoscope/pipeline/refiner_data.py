@@ -3,15 +3,18 @@
 Pairs come from one or several ``--data PATH --masks PATH`` sources (ALL-IDB2 colour TIFF masks,
 Zheng single-channel PNG masks; matched by file stem by
 :func:`leukoscope.pipeline.groundtruth.match_masks`); each source is split into a training and a
-validation part.
+validation part that chooses the best epoch, and a test part that training never sees
+(:func:`split_pairs`; by subject where the dataset names subjects, else by image). Each image is
+also read as a C-NMC-like cut-out (:func:`~leukoscope.segmentation.cutout.expert_cutout`, a
+margin of 0 to :data:`MAX_MARGIN` pixels drawn per image) thresholded as it is at inference.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +29,15 @@ from leukoscope.pipeline.imageio import ImageReadError, read_image
 from leukoscope.pipeline.layout import sha256_file
 from leukoscope.pipeline.parallel import parallel_map
 from leukoscope.pipeline.segmentation_settings import segmentation_options
+from leukoscope.segmentation.cutout import expert_cutout
 from leukoscope.segmentation.unet_encoding import encode_input, encode_target
 
-#: one row per image and method (``threshold``, ``refined``) of :func:`score_pairs`
-REFINER_SCORE_COLUMNS = ["image", "method", "dice_cell", "dice_nucleus", "iou_cell", "iou_nucleus"]
+#: largest margin (pixels round the expert cell) of a training cut-out
+MAX_MARGIN = 20
+#: share of the training cut-outs with margin 0
+TIGHT_CUTOUTS = 1 / 3
+#: the parts of a source (:func:`split_pairs`)
+PARTS = ("training", "validation", "test")
 
 
 class RefinerTrainingError(ValueError):
@@ -49,14 +57,19 @@ class TrainingSettings:
     epochs : int
         Most passes over the training images.
     patience : int
-        Epochs without a lower validation loss before training stops (the learning rate is
-        halved after ``patience // 2`` such epochs, down to a sixteenth).
+        Epochs without a lower validation loss before training stops (the learning rate falls
+        along a cosine to a sixteenth over ``epochs``).
     batch_size : int
         Images per step.
     learning_rate : float
         Adam step size.
     validation_fraction : float
-        Share of each source held out for validation (at least one image per source).
+        Share of each source held out for early stopping (at least one image per source).
+    test_fraction : float
+        Share of each source held out for the test scores, never used in training (0: none).
+    cutouts : float
+        Probability that a training image is shown as its C-NMC-like cut-out in an epoch
+        (0: smear crops only).
     limit : int
         Use at most this many pairs of each source (0: all); for quick checks.
     seed : int
@@ -66,11 +79,13 @@ class TrainingSettings:
     side: int = 128
     depth: int = 4
     width: int = 8
-    epochs: int = 25
+    epochs: int = 20
     patience: int = 6
-    batch_size: int = 16
+    batch_size: int = 8
     learning_rate: float = 0.002
     validation_fraction: float = 0.15
+    test_fraction: float = 0.15
+    cutouts: float = 0.3
     limit: int = 0
     seed: int = 0
 
@@ -80,7 +95,7 @@ class _Pair:
     source: int
     image: str
     mask: str
-    keep_full: bool
+    part: str
 
 
 def find_pairs(data: str | Path, masks: str | Path) -> tuple[pd.DataFrame, list[dict[str, str]]]:
@@ -100,7 +115,7 @@ def find_pairs(data: str | Path, masks: str | Path) -> tuple[pd.DataFrame, list[
     Returns
     -------
     pairs : DataFrame
-        ``image, mask`` absolute paths, sorted by image path.
+        ``image, mask`` absolute paths and ``subject`` (``""`` when unknown), sorted by image path.
     rejected : list of dict
         ``path, stage, reason`` of images without a usable mask.
 
@@ -113,14 +128,14 @@ def find_pairs(data: str | Path, masks: str | Path) -> tuple[pd.DataFrame, list[
     matches = match_masks(list(samples["path"]), masks)
     mask_files = {m.path for m in matches if m.path}
     rows, rejected = [], []
-    for image, match in zip(samples["path"], matches):
+    for image, subject, match in zip(samples["path"], samples["subject"], matches):
         if image in mask_files and not _reads_as_rgb(image):
             continue
         if match.problem:
             reason = f"no expert mask with its file stem in '{masks}'" if match.problem == "missing" else match.problem
             rejected.append({"path": image, "stage": "train-refiner", "reason": reason})
         else:
-            rows.append({"image": image, "mask": match.path})
+            rows.append({"image": image, "mask": match.path, "subject": str(subject or "")})
     if not rows:
         raise RefinerTrainingError(
             f"none of the {len(samples)} images in '{data}' has an expert mask in '{masks}' (matched by "
@@ -137,21 +152,62 @@ def _reads_as_rgb(path: str) -> bool:
     return True
 
 
-def _split(counts: Sequence[int], *, fraction: float, limit: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per source: (training, validation) positions after an optional limit; >= 1 validation image."""
-    rng = np.random.default_rng(seed)
-    parts = []
-    for count in counts:
-        order = rng.permutation(count)
-        if limit:
-            order = order[:limit]
-        held = min(len(order) - 1, max(1, round(fraction * len(order))))
-        parts.append((np.sort(order[held:]), np.sort(order[:held])))
-    return parts
+def split_pairs(pairs: pd.DataFrame, *, settings: TrainingSettings) -> pd.Series:
+    """The part of every pair of one source: ``training``, ``validation`` or ``test``.
+
+    Pairs of one subject stay together (an image is its own group when the subject is unknown).
+    The groups are shuffled with a generator seeded by ``settings.seed`` and the group names,
+    so a source's split is the same whichever sources it is trained with; ``settings.limit``
+    keeps the first ``limit`` groups of that order. The test part takes ``test_fraction`` of
+    the groups, the validation part ``validation_fraction`` (at least one group each when the
+    fraction is above 0, and at least one group is left for training).
+
+    Parameters
+    ----------
+    pairs : DataFrame
+        :func:`find_pairs` rows (``image``, ``subject``).
+    settings : TrainingSettings
+
+    Returns
+    -------
+    Series of str
+        Aligned with ``pairs``; ``""`` for pairs beyond ``limit``.
+    """
+    groups = [subject or image for image, subject in zip(pairs["image"], pairs["subject"])]
+    names = sorted(set(groups))
+    key = zlib.crc32("\n".join(Path(name).name for name in names).encode())
+    order = [names[i] for i in np.random.default_rng([settings.seed, key]).permutation(len(names))]
+    if settings.limit:
+        order = order[: settings.limit]
+    sizes = []
+    for fraction in (settings.test_fraction, settings.validation_fraction):
+        size = max(1, round(fraction * len(order))) if fraction > 0 else 0
+        sizes.append(max(0, min(size, len(order) - 1 - sum(sizes))))
+    part = {name: "test" for name in order[: sizes[0]]}
+    part.update({name: "validation" for name in order[sizes[0] : sizes[0] + sizes[1]]})
+    part.update({name: "training" for name in order[sizes[0] + sizes[1] :]})
+    return pd.Series([part.get(group, "") for group in groups], index=pairs.index, dtype=str)
 
 
-def _read_pair(paths: tuple[str, str], *, options: dict[str, Any]) -> dict[str, Any]:
-    """Image, expert labels and threshold labels of one (image, mask) pair, or why it is unusable."""
+def cutout_margin(image: str, *, seed: int) -> int:
+    """The margin of an image's training cut-out, fixed by its file name and the seed.
+
+    0 (the cell exactly, as a tight segmentation cuts it) with probability
+    :data:`TIGHT_CUTOUTS`, else 1 to :data:`MAX_MARGIN` pixels, each as likely: a refiner shown
+    only the uniform 0-20 learnt to shave a ring off every cut-out, also off the tight ones
+    that have none (``bench/refiner.py``, docs/refiner.md).
+    """
+    rng = np.random.default_rng([seed, zlib.crc32(Path(image).name.encode())])
+    return 0 if rng.random() < TIGHT_CUTOUTS else int(rng.integers(1, MAX_MARGIN + 1))
+
+
+def read_pair(paths: tuple[str, str], *, options: dict[str, Any], margin: int | None = None) -> dict[str, Any]:
+    """Image, expert labels, threshold labels and surround of one (image, mask) pair, or why it is unusable.
+
+    With ``margin`` the image is first cut out on black along the expert cell dilated by
+    ``margin`` pixels (:func:`~leukoscope.segmentation.cutout.expert_cutout`) and the cut-out is
+    thresholded, as a C-NMC cell is at inference.
+    """
     from leukoscope.segmentation.cell import segment_cell
 
     image_path, mask_path = paths
@@ -160,22 +216,29 @@ def _read_pair(paths: tuple[str, str], *, options: dict[str, Any]) -> dict[str, 
         expert = read_expert_mask(mask_path, image_shape=image.shape)
     except (ImageReadError, ExpertMaskError) as exc:
         return {"reason": str(exc)}
+    if margin is not None:
+        image = expert_cutout(image, expert, margin=margin)
     result = segment_cell(image, **options)
     return {"reason": "", "image": image, "expert": expert, "threshold": result.labels,
             "background": result.background.value}
 
 
-def _load_pair(pair: _Pair, *, side: int, options: dict[str, Any]) -> dict[str, Any]:
-    """Encoded input and target of one pair (plus the full-size arrays for validation), or a reason."""
-    sample = {"pair": pair, **_read_pair((pair.image, pair.mask), options=options)}
-    if sample["reason"]:
-        return sample
-    inputs, window = encode_input(sample["image"], sample["threshold"], side=side)
-    sample.update(input=inputs, target=encode_target(sample["expert"], window, side=side))
-    if not pair.keep_full:
-        for key in ("image", "expert", "threshold"):
-            del sample[key]
-    return sample
+def _load_pair(pair: _Pair, *, side: int, options: dict[str, Any], cutouts: bool, seed: int) -> dict[str, Any]:
+    """Encoded input and target of one pair and of its cut-out (``cutout``), with the full-size
+    arrays (``image``, ``expert``, ``threshold``) outside the training part, or a ``reason``."""
+    margins = [None, cutout_margin(pair.image, seed=seed)] if cutouts else [None]
+    views = []
+    for margin in margins:
+        view = read_pair((pair.image, pair.mask), options=options, margin=margin)
+        if view["reason"]:
+            return {"pair": pair, "reason": view["reason"]}
+        view["input"], window = encode_input(view["image"], view["threshold"], side=side)
+        view["target"] = encode_target(view["expert"], window, side=side)
+        if pair.part == "training":
+            for key in ("image", "expert", "threshold"):
+                del view[key]
+        views.append(view)
+    return {"pair": pair, **views[0], "cutout": views[1] if cutouts else None}
 
 
 def load_training_data(
@@ -185,123 +248,88 @@ def load_training_data(
     segmentation: SegmentationConfig,
     jobs: int = 1,
     quiet: bool = False,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, str]], list[dict[str, Any]]]:
-    """Read, threshold and encode every pair; split each source into training and validation.
+    memo: dict | None = None,
+) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, str]], list[dict[str, Any]]]:
+    """Read, threshold and encode every pair (and its cut-out); split each source in three parts.
+
+    Parameters
+    ----------
+    sources : sequence of (data, masks)
+    settings : TrainingSettings
+    segmentation : SegmentationConfig
+        The thresholding that is refined.
+    jobs : int
+        Parallel workers.
+    quiet : bool
+        No progress bar.
+    memo : dict, optional
+        Pairs already read with the same settings (a benchmark training several models fills
+        and reuses it).
 
     Returns
     -------
-    training, validation : list of dict
-        Samples with ``input`` (side, side, 5) and ``target`` (side, side); validation samples
-        also hold the full-size ``image``, ``expert`` and ``threshold`` labels.
+    parts : dict of list of dict
+        ``training``, ``validation``, ``test`` samples: ``pair``, ``input`` (side, side, 5),
+        ``target`` (side, side), ``background``, ``cutout`` (the same keys for its cut-out, or
+        None when ``settings.cutouts`` is 0); outside the training part also the full-size
+        ``image``, ``expert`` and ``threshold`` labels.
     rejected : list of dict
         ``path, stage, reason`` rows.
     described : list of dict
-        One per source: ``data``, ``masks``, ``pairs``, ``training``, ``validation`` counts and
-        ``sha256`` (digest of the sorted image and mask file hashes).
+        One per source: ``data``, ``masks``, ``pairs``, the count of each part, ``sha256``
+        (digest of the sorted image and mask file hashes) and ``test_sha256`` (of the test part's).
+
+    Raises
+    ------
+    RefinerTrainingError
+        Fewer training pairs than one batch, or no validation pair.
     """
-    tables, rejected = [], []
-    for data, masks in sources:
-        table, lost = find_pairs(data, masks)
-        tables.append(table)
-        rejected += lost
-    parts = _split([len(t) for t in tables], fraction=settings.validation_fraction,
-                   limit=settings.limit, seed=settings.seed)
+    rejected: list[dict[str, str]] = []
     pairs = []
-    for index, (table, (train, held)) in enumerate(zip(tables, parts)):
-        for position, keep_full in [(p, False) for p in train] + [(p, True) for p in held]:
-            pairs.append(_Pair(index, table["image"][position], table["mask"][position], keep_full))
-    loader = functools.partial(_load_pair, side=settings.side, options=segmentation_options(segmentation))
-    samples = list(parallel_map(loader, pairs, jobs=jobs, desc="reading pairs", quiet=quiet))
+    for index, (data, masks) in enumerate(sources):
+        table, lost = find_pairs(data, masks)
+        rejected += lost
+        for image, mask, part in zip(table["image"], table["mask"], split_pairs(table, settings=settings)):
+            if part:
+                pairs.append(_Pair(index, image, mask, part))
+    options = segmentation_options(segmentation)
+    memo = {} if memo is None else memo
+    keys = {pair: (pair.image, pair.mask, pair.part, settings.side, settings.cutouts > 0, settings.seed,
+                   repr(sorted(options.items()))) for pair in pairs}
+    loader = functools.partial(_load_pair, side=settings.side, options=options, cutouts=settings.cutouts > 0,
+                               seed=settings.seed)
+    todo = [pair for pair in pairs if keys[pair] not in memo]
+    for pair, sample in zip(todo, parallel_map(loader, todo, jobs=jobs, desc="reading pairs", quiet=quiet)):
+        memo[keys[pair]] = sample
+    samples = [{**memo[keys[pair]], "pair": pair} for pair in pairs]
     rejected += [{"path": s["pair"].image, "stage": "train-refiner", "reason": s["reason"]} for s in samples if s["reason"]]
     usable = [s for s in samples if not s["reason"]]
     described = []
     for index, (data, masks) in enumerate(sources):
         mine = sorted((s for s in usable if s["pair"].source == index), key=lambda s: s["pair"].image)
-        digest = hashlib.sha256()
-        for s in mine:
-            digest.update(f"{sha256_file(s['pair'].image)} {sha256_file(s['pair'].mask)}\n".encode())
-        described.append({
-            "data": str(data), "masks": str(masks), "pairs": len(mine),
-            "training": sum(not s["pair"].keep_full for s in mine),
-            "validation": sum(s["pair"].keep_full for s in mine), "sha256": digest.hexdigest(),
-        })
-    training = [s for s in usable if not s["pair"].keep_full]
-    validation = [s for s in usable if s["pair"].keep_full]
-    if len(training) < settings.batch_size or not validation:
+        described.append({"data": str(data), "masks": str(masks), "pairs": len(mine),
+                          **{part: sum(s["pair"].part == part for s in mine) for part in PARTS},
+                          "sha256": _digest(mine),
+                          "test_sha256": _digest([s for s in mine if s["pair"].part == "test"])})
+    parts = {part: [s for s in usable if s["pair"].part == part] for part in PARTS}
+    if len(parts["training"]) < settings.batch_size or not parts["validation"]:
         raise RefinerTrainingError(
-            f"only {len(training)} training and {len(validation)} validation pairs could be read "
-            f"({len(rejected)} rejected); training needs at least one batch ({settings.batch_size}) and one "
-            "validation image: add data, lower --batch-size or --validation-fraction"
+            f"only {len(parts['training'])} training and {len(parts['validation'])} validation pairs could be "
+            f"read ({len(rejected)} rejected); training needs at least one batch ({settings.batch_size}) and one "
+            "validation image: add data, lower --batch-size, --validation-fraction or --test-fraction"
         )
-    return training, validation, rejected, described
+    return parts, rejected, described
 
 
-def score_pairs(model: Any, named: Iterable[tuple[str, dict[str, Any]]], *, min_size: int, batch_size: int = 32) -> pd.DataFrame:
-    """Score rows (:data:`REFINER_SCORE_COLUMNS`) of (name, sample with image/expert/threshold) items."""
-    from leukoscope.segmentation.metrics import label_scores
-    from leukoscope.segmentation.refine import refine_labels
-
-    rows: list[dict[str, Any]] = []
-    items = iter(named)
-    while chunk := list(itertools.islice(items, batch_size)):
-        refined = refine_labels(model, [s["image"] for _, s in chunk], [s["threshold"] for _, s in chunk],
-                                min_size=min_size, batch_size=batch_size)
-        for (name, sample), labels in zip(chunk, refined):
-            for method, predicted in (("threshold", sample["threshold"]), ("refined", labels)):
-                rows.append({"image": name, "method": method, **label_scores(predicted, sample["expert"])})
-    return pd.DataFrame(rows, columns=REFINER_SCORE_COLUMNS)
-
-
-def mean_scores(scores: pd.DataFrame) -> dict[str, float]:
-    """Mean Dice of the thresholding and of the refiner: ``threshold_dice_cell``... (4 decimals)."""
-    return {
-        f"{method}_{key}": round(float(scores.loc[scores["method"] == method, key].mean()), 4)
-        for method in ("threshold", "refined") for key in ("dice_cell", "dice_nucleus")
-    }
-
-
-def score_refiner(
-    model: Any,
-    data: str | Path,
-    masks: str | Path,
-    *,
-    segmentation: SegmentationConfig = SegmentationConfig(),
-    jobs: int = 1,
-    quiet: bool = True,
-    batch_size: int = 32,
-) -> pd.DataFrame:
-    """Dice and IoU of the thresholding and of the refined labels on every image with a mask.
-
-    Parameters
-    ----------
-    model : keras.Model
-        A refiner (:func:`load_refiner`).
-    data, masks : str or Path
-        Dataset folder and expert-mask folder (as for ``train-refiner``).
-    segmentation : SegmentationConfig
-        The thresholding that is refined.
-    jobs : int
-        Parallel workers for reading and thresholding.
-    quiet : bool
-        No progress bar.
-    batch_size : int
-        Images per refiner forward pass (and read at a time).
-
-    Returns
-    -------
-    DataFrame
-        One row per image and method (``threshold``, ``refined``): :data:`REFINER_SCORE_COLUMNS`.
-        Unreadable pairs are left out.
-    """
-    pairs, _ = find_pairs(data, masks)
-    items = list(zip(pairs["image"], pairs["mask"]))
-    reader = functools.partial(_read_pair, options=segmentation_options(segmentation))
-    read = zip(pairs["image"], parallel_map(reader, items, jobs=jobs, desc=f"scoring {Path(data).name}", quiet=quiet))
-    return score_pairs(model, ((path, sample) for path, sample in read if not sample["reason"]),
-                  min_size=segmentation.min_size, batch_size=batch_size)
+def _digest(samples: Sequence[dict[str, Any]]) -> str:
+    """SHA-256 of the sorted pairs' image and mask file hashes."""
+    digest = hashlib.sha256()
+    for s in samples:
+        digest.update(f"{sha256_file(s['pair'].image)} {sha256_file(s['pair'].mask)}\n".encode())
+    return digest.hexdigest()
 
 
 __all__ = [
-    "REFINER_SCORE_COLUMNS", "RefinerTrainingError", "TrainingSettings", "find_pairs", "load_training_data",
-    "mean_scores", "score_pairs", "score_refiner",
+    "MAX_MARGIN", "PARTS", "TIGHT_CUTOUTS", "RefinerTrainingError", "TrainingSettings", "cutout_margin", "find_pairs",
+    "load_training_data", "read_pair", "split_pairs",
 ]

@@ -147,8 +147,9 @@ def trained_backgrounds(path: str) -> frozenset[str]:
     return frozenset(recorded.get("backgrounds", ["smear"]))
 
 
-def refine_segmentation(path: str, image: np.ndarray, result: Any, *, min_size: int) -> tuple[Any, np.ndarray]:
-    """Refine one threshold segmentation with the refiner in ``path``.
+def refine_segmentation(path: str, image: np.ndarray, result: Any, *, min_size: int,
+                        flips: bool = False) -> tuple[Any, np.ndarray, str]:
+    """Refine one threshold segmentation with the refiner in ``path`` (``flips``: test-time flips).
 
     Returns
     -------
@@ -161,19 +162,22 @@ def refine_segmentation(path: str, image: np.ndarray, result: Any, *, min_size: 
         The image with the threshold outlines drawn in :data:`THRESHOLD_COLOURS` (magenta
         cell, orange nucleus) inside the refined cell's overlay window, as wide as the refined
         outlines the overlay draws on top, so that only disagreements stay visible.
+    reason : str
+        Why the refiner was skipped, ``""`` when its labels were used.
     """
     from leukoscope.segmentation.overlay import cell_window, draw_overlay
     from leukoscope.segmentation.refine import refine_result, skip_refiner
 
     if result.background not in trained_backgrounds(path):  # unlike every image the refiner was trained on
-        return skip_refiner(result), image
-    refined, reason = refine_result(cached_refiner(path), image, result, min_size=min_size)
+        return skip_refiner(result), image, (
+            f"the refiner was not trained on a {getattr(result.background, 'value', result.background)} surround")
+    refined, reason = refine_result(cached_refiner(path), image, result, min_size=min_size, flips=flips)
     if reason or np.array_equal(refined.labels, result.labels):  # no change: nothing to show under the outlines
-        return refined, image
+        return refined, image, reason
     window = cell_window(refined.labels)
     picture = image.copy()
     picture[window] = draw_overlay(image[window], result.labels[window], colours=THRESHOLD_COLOURS)
-    return refined, picture
+    return refined, picture, ""
 
 
 __all__ = [

@@ -1,13 +1,14 @@
 """``leukoscope train-refiner``: train the refiner U-Net on expert masks and write it with its record.
 
 Reads image/expert-mask pairs (:mod:`leukoscope.pipeline.refiner_data`), thresholds every image
-with the configured segmentation, holds out a validation part of each source, trains
+and its C-NMC-like cut-out with the configured segmentation, splits each source into training,
+validation (early stopping) and test parts, trains
 :func:`leukoscope.segmentation.unet.build_unet` (:func:`leukoscope.segmentation.unet_training.fit_unet`),
 and writes next to ``MODEL.keras``::
 
     MODEL.keras                 the model (loaded with Keras safe mode)
-    MODEL.json                  command, data (file counts and digest), seed, settings,
-                                segmentation settings, versions, validation Dice, timings
+    MODEL.json                  command, data (file counts and digests, test images), seed, settings,
+                                segmentation settings, versions, test-part Dice, timings
     MODEL.log.csv               one row per epoch: loss, val_loss, validation Dice at the model side
     MODEL.learning_curve.png    the log as a figure
 """
@@ -31,14 +32,9 @@ from leukoscope.pipeline.config import SegmentationConfig, load_config
 from leukoscope.pipeline.console import import_keras
 from leukoscope.pipeline.figures import learning_curve
 from leukoscope.pipeline.layout import sha256_file
-from leukoscope.pipeline.refiner_data import (
-    RefinerTrainingError,
-    TrainingSettings,
-    load_training_data,
-    mean_scores,
-    score_pairs,
-)
+from leukoscope.pipeline.refiner_data import RefinerTrainingError, TrainingSettings, load_training_data
 from leukoscope.pipeline.refiner_model import sidecar
+from leukoscope.pipeline.refiner_scores import mean_scores, score_pairs
 from leukoscope.pipeline.rundir import package_versions
 from leukoscope.pipeline.segmentation_settings import segmentation_options
 
@@ -54,6 +50,7 @@ def train_refiner(
     command: str = "",
     jobs: int = 1,
     quiet: bool = False,
+    memo: dict | None = None,
 ) -> dict[str, Any]:
     """Train a refiner on expert masks and write it with its log, curve and record.
 
@@ -73,6 +70,9 @@ def train_refiner(
         Parallel workers for reading and thresholding the images.
     quiet : bool
         No progress output.
+    memo : dict, optional
+        Pairs read by an earlier call with the same settings (see
+        :func:`~leukoscope.pipeline.refiner_data.load_training_data`).
 
     Returns
     -------
@@ -98,15 +98,22 @@ def train_refiner(
         model = build_unet(side=settings.side, depth=settings.depth, width=settings.width, seed=settings.seed)
     except ValueError as exc:  # --side, --depth or --width the U-Net cannot have
         raise RefinerTrainingError(str(exc)) from None
-    training, validation, rejected, described = load_training_data(
-        sources, settings=settings, segmentation=segmentation, jobs=jobs, quiet=quiet)
+    parts, rejected, described = load_training_data(
+        sources, settings=settings, segmentation=segmentation, jobs=jobs, quiet=quiet, memo=memo)
     for row in rejected:
         log.warning("skipped %s: %s", row["path"], row["reason"])
+    training, validation = parts["training"], parts["validation"]
+    views = [validation, [s["cutout"] for s in validation if s["cutout"]]]
+    alternatives = None
+    if settings.cutouts > 0:
+        alternatives = (np.stack([s["cutout"]["input"] for s in training]),
+                        np.stack([s["cutout"]["target"] for s in training]))
     history, best_epoch = fit_unet(
         model, np.stack([s["input"] for s in training]), np.stack([s["target"] for s in training]),
-        np.stack([s["input"] for s in validation]), np.stack([s["target"] for s in validation]),
+        np.stack([v["input"] for part in views for v in part]), np.stack([v["target"] for part in views for v in part]),
         epochs=settings.epochs, patience=settings.patience, batch_size=settings.batch_size,
-        learning_rate=settings.learning_rate, seed=settings.seed, quiet=quiet)
+        learning_rate=settings.learning_rate, seed=settings.seed, alternatives=alternatives, share=settings.cutouts,
+        quiet=quiet)
     save_keras(keras.Model(model.inputs, model.outputs, name=model.name), out)  # without the optimizer state
     write_csv(history, sidecar(out, ".log.csv"))
     names = " + ".join("/".join(Path(d).parts[-2:]) for d, _ in sources)
@@ -115,16 +122,22 @@ def train_refiner(
                                       ("val_dice_nucleus", "validation Dice, nucleus", "tab:red")],
                            secondary_label="Dice (model side)")
     write_png(curve, sidecar(out, ".learning_curve.png"))
-    scores = score_pairs(model, ((s["pair"].image, s) for s in validation), min_size=segmentation.min_size)
-    for index, source in enumerate(described):
-        mine = {s["pair"].image for s in validation if s["pair"].source == index}
-        source["validation_scores"] = mean_scores(scores[scores["image"].isin(mine)])
+    for index, source in enumerate(described):  # the Dice of the test part, which training never saw
+        test = [s for s in parts["test"] if s["pair"].source == index]
+        source["test_images"] = sorted(Path(s["pair"].image).name for s in test)
+        views = {"test_scores": test, "test_cutout_scores": [s["cutout"] for s in test if s["cutout"]]}
+        for key, samples in views.items():
+            if samples:
+                scores = score_pairs(model, zip((s["pair"].image for s in test), samples),
+                                     min_size=segmentation.min_size)
+                source[key] = mean_scores(scores)
+    backgrounds = {v["background"] for s in training for v in (s, s["cutout"]) if v}
     record = {
         "command": command,
         "data": described,
         "rejected": rejected,
         "seed": settings.seed,
-        "backgrounds": sorted({s["background"] for s in training}),
+        "backgrounds": sorted(backgrounds),
         "settings": dataclasses.asdict(settings),
         "segmentation": {k: getattr(v, "value", v) for k, v in segmentation_options(segmentation).items()},
         "epochs_run": len(history),

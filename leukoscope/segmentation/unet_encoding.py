@@ -278,9 +278,8 @@ def augment_batch(
     zoom: float = 0.25,
     jitter: float = 0.15,
     corrupt: float = 0.5,
-    black: float = 0.1,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Random flips, rotations, zoom, colour jitter, threshold-mask corruption and cut-outs.
+    """Random flips, rotations, zoom, colour jitter and threshold-mask corruption.
 
     Geometry (the same for the five input channels and the labels of one sample): a random
     multiple of 90 degrees, a random horizontal flip, then a random rotation by any angle and a
@@ -295,9 +294,8 @@ def augment_batch(
     Threshold masks (so the network learns to correct them rather than copy them): with
     probability ``corrupt`` each of the two masks is dilated or eroded by 1 to 4 pixels, and
     with probability ``corrupt / 10`` both are emptied (a cell the thresholding missed).
-    Cut-out (C-NMC look): with probability ``black`` everything outside the expert cell is set
-    to black and the threshold cell mask becomes the expert cell, as the thresholding finds
-    it on a black surround.
+    (Cut-outs on black are not made here: they are read and thresholded at full resolution,
+    as at inference; see ``leukoscope.pipeline.refiner_data``.)
 
     Parameters
     ----------
@@ -313,8 +311,6 @@ def augment_batch(
         Strength of the colour jitter.
     corrupt : float
         Probability of disturbing each threshold mask.
-    black : float
-        Probability of a cut-out on black.
 
     Returns
     -------
@@ -347,14 +343,8 @@ def augment_batch(
         mean = rgb.mean(axis=(0, 1))
         rgb = np.clip(((rgb - mean) * contrast + mean) * gain + offset, 0.0, 1.0)
         rgb = np.clip(rgb @ mixing.T, 0.0, 1.0) ** gamma
-        masks = _corrupt_masks(discrete[..., :2], rng=rng, probability=corrupt)
-        if rng.random() < black:
-            cell = discrete[..., 2] > 0
-            rgb = np.where(cell[..., None], rgb, 0.0)
-            masks[..., 0] = cell
-            masks[..., 1] &= masks[..., 0]
         inputs[i, ..., :3] = rgb
-        inputs[i, ..., 3:] = masks
+        inputs[i, ..., 3:] = _corrupt_masks(discrete[..., :2], rng=rng, probability=corrupt)
         labels[i] = discrete[..., 2]
     return inputs, labels
 

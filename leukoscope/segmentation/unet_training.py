@@ -16,8 +16,13 @@ import pandas as pd
 LOG_COLUMNS = ["epoch", "loss", "val_loss", "val_dice_cell", "val_dice_nucleus", "learning_rate", "seconds"]
 
 
-def _batches(inputs: np.ndarray, targets: np.ndarray, *, batch_size: int, seed: int) -> Any:
-    """A Keras dataset of augmented batches; epoch ``e`` batch ``i`` is the same on every run."""
+def _batches(inputs: np.ndarray, targets: np.ndarray, *, batch_size: int, seed: int,
+             alternatives: tuple[np.ndarray, np.ndarray] | None = None, share: float = 0.0) -> Any:
+    """A Keras dataset of augmented batches; epoch ``e`` batch ``i`` is the same on every run.
+
+    With ``alternatives`` (another view of every sample, e.g. its cut-out on black), each sample
+    of a batch is drawn from them with probability ``share``.
+    """
     import keras
 
     from leukoscope.segmentation.unet_encoding import augment_batch
@@ -34,7 +39,12 @@ def _batches(inputs: np.ndarray, targets: np.ndarray, *, batch_size: int, seed: 
         def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
             rows = np.sort(self.order[index * batch_size : (index + 1) * batch_size])
             rng = np.random.default_rng([seed, self.epoch, index])
-            return augment_batch(inputs[rows], targets[rows], rng=rng)
+            x, y = inputs[rows], targets[rows]
+            if alternatives is not None:
+                other = rng.random(len(rows)) < share
+                x = np.where(other[:, None, None, None], alternatives[0][rows], x)
+                y = np.where(other[:, None, None], alternatives[1][rows], y)
+            return augment_batch(x, y, rng=rng)
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
@@ -83,12 +93,14 @@ def _epoch_logger(inputs: np.ndarray, targets: np.ndarray, rows: list[dict[str, 
 
 def fit_unet(model: Any, inputs: np.ndarray, targets: np.ndarray, val_inputs: np.ndarray, val_targets: np.ndarray,
              *, epochs: int, patience: int, batch_size: int, learning_rate: float, seed: int,
+             alternatives: tuple[np.ndarray, np.ndarray] | None = None, share: float = 0.0,
              quiet: bool = False) -> tuple[pd.DataFrame, int]:
     """Train ``model`` (from :func:`~leukoscope.segmentation.unet.build_unet`) in place.
 
-    Adam with the Dice + cross-entropy loss, early stopping on the validation loss (the best
-    epoch's weights are restored) and the learning rate halved after ``patience // 2`` epochs
-    without improvement, down to a sixteenth.
+    Adam with the Dice + cross-entropy loss, its learning rate falling from ``learning_rate``
+    to a sixteenth of it along a cosine over the ``epochs`` (Loshchilov & Hutter 2017,
+    arXiv:1608.03983, without restarts), and early stopping on the validation loss (the best
+    epoch's weights are restored).
 
     Parameters
     ----------
@@ -101,6 +113,10 @@ def fit_unet(model: Any, inputs: np.ndarray, targets: np.ndarray, val_inputs: np
     learning_rate : float
     seed : int
         Seed of the batch order and the augmentation.
+    alternatives : (inputs, targets), optional
+        Another view of each training sample (its cut-out on black), same layout.
+    share : float
+        Probability that a sample is taken from ``alternatives`` in an epoch.
     quiet : bool
         No per-epoch output.
 
@@ -117,14 +133,15 @@ def fit_unet(model: Any, inputs: np.ndarray, targets: np.ndarray, val_inputs: np
 
     # XLA: 1.7x faster training steps on a CPU with TensorFlow; JAX compiles anyway, and
     # torch.compile (what jit_compile means on PyTorch) is left to Keras' own choice.
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=DiceCrossEntropy(),
+    batches = _batches(inputs, targets, batch_size=batch_size, seed=seed, alternatives=alternatives, share=share)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, epochs * len(batches)),
+                                                      alpha=1 / 16)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=DiceCrossEntropy(),
                   jit_compile=True if keras.backend.backend() in ("tensorflow", "jax") else "auto")
     rows: list[dict[str, float]] = []
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
-    slower = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, patience // 2),
-                                               min_lr=learning_rate / 16)
-    model.fit(_batches(inputs, targets, batch_size=batch_size, seed=seed), epochs=epochs,
-              callbacks=[_epoch_logger(val_inputs, val_targets, rows), stopper, slower], verbose=0 if quiet else 2)
+    model.fit(batches, epochs=epochs, callbacks=[_epoch_logger(val_inputs, val_targets, rows), stopper],
+              verbose=0 if quiet else 2)
     return pd.DataFrame(rows, columns=LOG_COLUMNS), int(stopper.best_epoch) + 1
 
 

@@ -1,5 +1,6 @@
 import json
 import shlex
+from pathlib import Path
 
 import cv2
 import keras
@@ -10,13 +11,18 @@ import pytest
 from leukoscope.pipeline import cli
 from leukoscope.pipeline.atomic import save_keras
 from leukoscope.pipeline.demo import generate_demo
-from leukoscope.pipeline.groundtruth import match_masks, read_expert_mask
 from leukoscope.pipeline.imageio import read_image
-from leukoscope.pipeline.refiner_data import RefinerTrainingError, find_pairs
+from leukoscope.pipeline.refiner_data import (
+    MAX_MARGIN,
+    TIGHT_CUTOUTS,
+    RefinerTrainingError,
+    TrainingSettings,
+    cutout_margin,
+    find_pairs,
+    split_pairs,
+)
 from leukoscope.pipeline.refiner_model import SHIPPED_MODEL, RefinerModelError, load_refiner, sidecar
-from leukoscope.segmentation.cell import segment_cell
-from leukoscope.segmentation.metrics import label_scores
-from leukoscope.segmentation.refine import refine_labels
+from leukoscope.pipeline.refiner_scores import mean_scores, score_refiner
 from leukoscope.segmentation.unet import build_unet
 
 TINY = ["--side", "32", "--depth", "2", "--width", "4", "--epochs", "2", "--batch-size", "4", "--quiet"]
@@ -59,6 +65,34 @@ def test_find_pairs_without_any_mask_says_so(tmp_path):
         find_pairs(tmp_path / "set", tmp_path / "masks")
 
 
+def test_split_pairs_three_parts_by_image_then_by_subject():
+    names = [f"/d/{i:03d}.bmp" for i in range(10)]
+    pairs = pd.DataFrame({"image": names, "mask": names, "subject": ""})
+    settings = TrainingSettings(validation_fraction=0.2, test_fraction=0.2, seed=3)
+    parts = split_pairs(pairs, settings=settings)
+    assert parts.value_counts().to_dict() == {"training": 6, "validation": 2, "test": 2}
+    assert parts.tolist() == split_pairs(pairs, settings=settings).tolist()  # deterministic for a seed
+    moved = pairs.assign(image=[n.replace("/d/", "/elsewhere/") for n in names])  # same file names elsewhere
+    assert split_pairs(moved, settings=settings).tolist() == parts.tolist()
+    assert split_pairs(pairs, settings=TrainingSettings(seed=4, validation_fraction=0.2, test_fraction=0.2)
+                       ).tolist() != parts.tolist()
+    none = split_pairs(pairs, settings=TrainingSettings(validation_fraction=0.1, test_fraction=0.0))
+    assert none.value_counts().to_dict() == {"training": 9, "validation": 1}
+    limited = split_pairs(pairs, settings=TrainingSettings(validation_fraction=0.2, test_fraction=0.2, limit=5))
+    assert limited.value_counts().to_dict() == {"training": 3, "validation": 1, "test": 1, "": 5}
+    by_subject = split_pairs(pairs.assign(subject=[f"s{i // 2}" for i in range(10)]), settings=settings)
+    assert all(by_subject[i] == by_subject[i + 1] for i in range(0, 10, 2))  # a subject's images stay together
+    assert by_subject.value_counts().to_dict() == {"training": 6, "validation": 2, "test": 2}
+
+
+def test_cutout_margin_is_fixed_by_the_file_name_and_seed():
+    margins = [cutout_margin(f"/a/{i}.bmp", seed=0) for i in range(300)]
+    assert set(margins) == set(range(MAX_MARGIN + 1))
+    assert margins.count(0) == pytest.approx(300 * TIGHT_CUTOUTS, abs=20)
+    assert margins == [cutout_margin(f"/b/{i}.bmp", seed=0) for i in range(300)]
+    assert margins != [cutout_margin(f"/a/{i}.bmp", seed=1) for i in range(300)]
+
+
 def test_save_load_round_trip(tmp_path):
     model = build_unet(side=32, depth=2, width=4, seed=1)
     model.get_layer("correction_logits").set_weights(
@@ -97,9 +131,12 @@ def test_train_refiner_command_writes_model_log_curve_and_record(demo, tmp_path,
     assert record["command"] == shlex.join(["leukoscope", *argv])
     assert record["seed"] == 0 and record["settings"]["side"] == 32
     (source,) = record["data"]
-    assert source["pairs"] == 12 and source["validation"] == 2 and len(source["sha256"]) == 64
-    assert set(source["validation_scores"]) == {
-        f"{m}_dice_{r}" for m in ("threshold", "refined") for r in ("cell", "nucleus")}
+    # 4 subjects of 3 cells: one subject each for test and validation, two for training
+    assert (source["pairs"], source["training"], source["validation"], source["test"]) == (12, 6, 3, 3)
+    assert len(source["sha256"]) == 64 and len(source["test_sha256"]) == 64 and len(source["test_images"]) == 3
+    expected = {f"{m}_dice_{r}" for m in ("threshold", "unguarded", "refined") for r in ("cell", "nucleus")}
+    assert set(source["test_scores"]) == set(source["test_cutout_scores"]) == expected | {"skipped"}
+    assert record["backgrounds"] == ["black"]  # the demo cells are cut-outs already
     history = pd.read_csv(sidecar(out, ".log.csv"))
     assert list(history["epoch"]) == list(range(1, record["epochs_run"] + 1))
     assert history["val_dice_cell"].between(0, 1).all()
@@ -110,6 +147,7 @@ def test_train_refiner_command_writes_model_log_curve_and_record(demo, tmp_path,
 @pytest.mark.parametrize(("extra", "message"), [
     (["--masks", "x"], "got 1 --data but 2 --masks"),
     (["--validation-fraction", "0.99"], "training needs at least one batch"),
+    (["--test-fraction", "0.6"], "training needs at least one batch"),
     (["--side", "30"], "input side 30 must be a positive multiple of 2**depth = 4"),
 ])
 def test_train_refiner_bad_arguments_are_one_line(demo, tmp_path, capsys, extra, message):
@@ -163,7 +201,11 @@ def test_segment_with_a_refiner_writes_refined_masks_and_the_guard_keeps_harmful
     assert (flags("eraser") == "refiner_skipped").all() and (flags("unrecorded") == "refiner_skipped").all()
     info = json.loads((runs["eraser"] / "run.json").read_text())["segmentation"]["refiner"]
     assert info["model"] == str(eraser.resolve()) and len(info["sha256"]) == 64
-    assert info["skipped"] == len(flags("plain"))
+    assert info["skipped"] == len(flags("plain")) and info["skipped_share"] == 1.0
+    # on a black surround the cell outline stays the threshold's: what the eraser removes is the nucleus
+    assert info["skipped_reasons"] == {"the refiner kept N% of the nucleus (< N%)": len(flags("plain"))}
+    unrecorded_info = json.loads((runs["unrecorded"] / "run.json").read_text())["segmentation"]["refiner"]
+    assert unrecorded_info["skipped_reasons"] == {"the refiner was not trained on a black surround": 12}
     assert "refiner" not in json.loads((runs["plain"] / "run.json").read_text())["segmentation"]
 
 
@@ -188,23 +230,23 @@ def test_segment_uses_the_shipped_refiner_by_default(demo, tmp_path):
 # ------------------------------------------------------------------ the shipped refiner, real data
 @pytest.mark.shared_data
 @pytest.mark.slow
-def test_shipped_refiner_meets_the_allidb2_nucleus_target(shared_data):
-    """Trained on the Zheng sets only, so ALL-IDB2 is unseen data: nucleus Dice >= 0.95."""
+def test_shipped_refiner_on_the_test_parts_it_never_saw(shared_data):
+    """The test parts named in its record (docs/refiner.md, `all` rows): Zheng 1's cell gains more
+    than 0.02 (0.902 -> 0.952 measured), and no set loses more than 0.015 (ALL-IDB2's cell: -0.011)."""
     record = json.loads(sidecar(SHIPPED_MODEL, ".json").read_text())
-    assert all("zheng" in source["data"] for source in record["data"])
     model = load_refiner()
-    folder = shared_data / "all-idb2"
-    images = sorted((folder / "img").glob("*.tif"))
-    matches = match_masks([str(p) for p in images], folder / "masks")
-    scores = []
-    for start in range(0, len(images), 32):
-        chunk = [read_image(p) for p in images[start:start + 32]]
-        thresholds = [segment_cell(image).labels for image in chunk]
-        refined = refine_labels(model, chunk, thresholds)
-        for image, labels, match in zip(chunk, refined, matches[start:start + 32]):
-            scores.append(label_scores(labels, read_expert_mask(match.path, image_shape=image.shape)))
-    assert len(scores) == 260
-    assert np.nanmean([s["dice_nucleus"] for s in scores]) >= 0.95
+    gains = {}
+    for source in record["data"]:
+        data, masks = (shared_data / Path(source[k]).relative_to("../shared/data") for k in ("data", "masks"))
+        pairs, _ = find_pairs(data, masks)
+        test = pairs[[Path(p).name in set(source["test_images"]) for p in pairs["image"]]]
+        assert len(test) == source["test"] > 0
+        means = mean_scores(score_refiner(model, test, jobs=2))
+        for region in ("cell", "nucleus"):
+            gain = means[f"refined_dice_{region}"] - means[f"threshold_dice_{region}"]
+            gains[Path(source["data"]).name, region] = gain
+    assert min(gains.values()) >= -0.015, gains
+    assert gains["dataset1", "cell"] >= 0.02, gains
 
 
 @pytest.mark.shared_data

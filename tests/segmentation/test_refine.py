@@ -4,7 +4,17 @@ import numpy as np
 import pytest
 
 from leukoscope.segmentation.cell import segment_cell
-from leukoscope.segmentation.refine import model_side, refine_labels, refine_result, refiner_doubt, tidy_labels
+from leukoscope.segmentation.refine import (
+    MIN_CONFIDENCE,
+    _predict,
+    keep_outline,
+    model_side,
+    refine_cells,
+    refine_labels,
+    refine_result,
+    refiner_doubt,
+    tidy_labels,
+)
 from leukoscope.segmentation.unet import build_unet
 
 from .test_unet import cell_image, disc_labels
@@ -95,15 +105,68 @@ def test_integer_and_boolean_threshold_masks_are_read_as_labels(untrained):
 
 
 def test_the_guard_keeps_the_threshold_labels_where_the_refiner_does_harm():
-    threshold = disc_labels(40, 15, 8)
+    threshold = disc_labels(60, 15, 8)
     assert refiner_doubt(threshold, threshold) == ""
     blobs = (threshold > 0).astype(np.uint8)
-    blobs[19:21, 19:21] = 2  # the nucleus shrunk to a blob (4 of ~200 pixels)
+    blobs[29:31, 29:31] = 2  # the nucleus shrunk to a blob (4 of 208 pixels)
     assert refiner_doubt(threshold, blobs).startswith("the refiner kept 2% of the nucleus")
     assert refiner_doubt(threshold, np.zeros_like(threshold)) == "the refiner removed the whole cell"
-    grown = disc_labels(40, 19, 8)  # cell 1.6x larger: 36% of the union changed class
-    assert refiner_doubt(threshold, grown).startswith("the refiner changed 36% of the cell")
+    assert refiner_doubt(threshold, disc_labels(60, 19, 8)) == ""  # 1.6x the area: 36% of the union changed
+    grown = disc_labels(60, 26, 8)  # 3x the area: 66% of the union changed class
+    assert refiner_doubt(threshold, grown).startswith("the refiner changed 66% of the cell (> 60%)")
     assert refiner_doubt(np.zeros_like(threshold), threshold) == ""  # a cell found where none was: allowed
+    assert refiner_doubt(threshold, threshold, confidence=MIN_CONFIDENCE) == ""
+    assert refiner_doubt(threshold, threshold, confidence=0.61) == "the refiner's mean confidence is 0.61 (< 0.7)"
+
+
+def test_keep_outline_takes_the_threshold_cell_and_the_refined_nucleus_inside_it():
+    threshold = np.array([[0, 1, 1, 1],
+                          [0, 1, 2, 1],
+                          [0, 1, 2, 1]], dtype=np.uint8)
+    refined = np.array([[1, 2, 1, 0],
+                        [1, 2, 2, 0],
+                        [0, 1, 1, 0]], dtype=np.uint8)
+    np.testing.assert_array_equal(keep_outline(threshold, refined), [[0, 2, 1, 1],
+                                                                     [0, 2, 2, 1],
+                                                                     [0, 1, 1, 1]])
+
+
+def test_on_a_black_surround_only_the_nucleus_is_refined():
+    model = build_unet(side=32, depth=2, width=4)
+    kernel, bias = model.get_layer("threshold_prior").get_weights()
+    model.get_layer("threshold_prior").set_weights([kernel, bias + np.array([20.0, 0.0, 0.0], dtype=np.float32)])
+    labels = disc_labels(32, 12, 5)
+    image = cell_image(labels)
+    (smear,), (black,) = (refine_cells(model, [image], [labels], min_size=4, black=b) for b in ([False], [True]))
+    assert not smear.labels.any()  # this refiner calls every pixel background
+    np.testing.assert_array_equal(black.labels, (labels > 0).astype(np.uint8))  # the cell stays, without nucleus
+
+
+def test_confidence_of_an_untrained_refiner_is_its_prior(untrained):
+    """Untrained, every pixel gets logit 3 for the threshold class and 0 for the other two."""
+    labels = disc_labels(48, 16, 7)
+    (cell,) = refine_cells(untrained, [cell_image(labels)], [labels], min_size=16)
+    assert cell.confidence == pytest.approx(np.exp(3) / (np.exp(3) + 2), abs=1e-5)
+    np.testing.assert_array_equal(cell.labels, labels)
+
+
+def test_flips_average_eight_views_and_keep_an_equivariant_answer(untrained):
+    labels = disc_labels(48, 16, 7, shift=3)
+    image = cell_image(labels)
+    (plain,), (flipped,) = (refine_cells(untrained, [image], [labels], min_size=16, flips=f) for f in (False, True))
+    np.testing.assert_array_equal(flipped.labels, plain.labels)  # pixel-wise prior: the same in every view
+    assert flipped.confidence == pytest.approx(plain.confidence, abs=1e-5)
+    model = build_unet(side=32, depth=2, width=4, seed=3)
+    correction = model.get_layer("correction_logits")
+    rng = np.random.default_rng(1)
+    correction.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in correction.get_weights()])
+    x = np.random.default_rng(0).random((1, 32, 32, 5), dtype=np.float32)
+    turned = np.rot90(x, 1, axes=(1, 2))[:, :, ::-1]
+    # the averaged answer turns with its input; the plain one does not
+    np.testing.assert_allclose(_predict(model, turned, flips=True),
+                               np.rot90(_predict(model, x, flips=True), 1, axes=(1, 2))[:, :, ::-1], atol=1e-5)
+    assert not np.allclose(_predict(model, turned, flips=False),
+                           np.rot90(_predict(model, x, flips=False), 1, axes=(1, 2))[:, :, ::-1], atol=1e-3)
 
 
 def test_refine_result_skips_a_refiner_that_erases_the_nucleus():

@@ -190,7 +190,7 @@ def test_augmentation_moves_masks_with_labels_and_is_reproducible():
 
 def test_augmentation_without_zoom_keeps_the_areas():
     inputs, labels = (a[None] for a in encoded(disc_labels(64, 20, 10), side=64))
-    _, out = augment_batch(inputs, labels, rng=np.random.default_rng(5), zoom=0.0, jitter=0.0, corrupt=0.0, black=0.0)
+    _, out = augment_batch(inputs, labels, rng=np.random.default_rng(5), zoom=0.0, jitter=0.0, corrupt=0.0)
     for value in (1, 2):
         assert np.count_nonzero(out == value) == pytest.approx(np.count_nonzero(labels == value), rel=0.05)
 
@@ -215,10 +215,11 @@ def test_a_few_training_steps_lower_the_loss():
     assert losses[-1] < 0.7 * losses[0]
 
 
-def test_cut_out_on_black_matches_the_thresholding_of_a_black_surround():
-    truth = disc_labels(32, 10, 5)
-    inputs, labels = (a[None] for a in encoded(truth, np.where(truth == 2, 2, 0).astype(np.uint8)))  # cytoplasm missed
-    out, out_labels = augment_batch(inputs, labels, rng=np.random.default_rng(0), corrupt=0.0, black=1.0)
-    outside = out_labels[0] == 0
-    assert (out[0][outside][:, :3] == 0).all() and (out[0][~outside][:, :3] > 0).any()
-    np.testing.assert_array_equal(out[0, ..., 3], out_labels[0] > 0)
+def test_batches_draw_the_alternative_views_with_the_given_share():
+    from leukoscope.segmentation.unet_training import _batches
+
+    inputs, labels = (a[None].repeat(64, axis=0) for a in encoded(disc_labels(32, 10, 5)))
+    empty = np.zeros_like(labels)  # the alternative view's target: no cell, whatever the augmentation
+    for share, expected in ((0.0, 0), (0.3, 19), (1.0, 64)):  # 19 of 64 draws under 0.3 (seed 0)
+        _, targets = _batches(inputs, labels, batch_size=64, seed=0, alternatives=(inputs, empty), share=share)[0]
+        assert sum(not t.any() for t in targets) == expected

@@ -25,8 +25,10 @@ expert mask are segmented, not scored, and counted in the summary.
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,7 @@ class _Outcome:
     row: dict[str, Any] | None
     rejected: list[dict[str, str]]
     cached: bool = False
+    refiner_skipped: str = ""  # why the refiner's labels were not used ("" when used, not run or cached)
     fused: tuple[Any, ...] = ()  # what each consumer returned, in order (empty when cached)
 
 
@@ -126,7 +129,8 @@ def _cached_row(cache: ResultCache, key: str, outputs: tuple[Path, Path]) -> dic
 
 
 def _segment_one(job: _Job, *, options: dict[str, Any], layout: RunLayout, evaluate: bool, in_worker: bool,
-                 cache: ResultCache, refiner: str = "", consumers: tuple[CellConsumer, ...] = ()) -> _Outcome:
+                 cache: ResultCache, refiner: str = "", flips: bool = False,
+                 consumers: tuple[CellConsumer, ...] = ()) -> _Outcome:
     """Segment one image (and refine it with the ``refiner`` model file, if any), write its mask
     and overlay, cache its measurements, hand the cell to the fused later stages' ``consumers``,
     return its table row (worker side); a sample cached with its files intact is not segmented
@@ -149,9 +153,10 @@ def _segment_one(job: _Job, *, options: dict[str, Any], layout: RunLayout, evalu
             colour = ", ".join(str(int(v)) for v in image[0, 0])
             reason = f"'{name}' is blank (every pixel is about RGB {colour}); there is no cell to segment"
             return _Outcome(None, [{"path": job.path, "reason": reason}])
-        picture = image
+        picture, skipped = image, ""
         if refiner:  # the overlay then shows the threshold outlines under the refined ones
-            result, picture = refine_segmentation(refiner, image, result, min_size=options["min_size"])
+            result, picture, skipped = refine_segmentation(refiner, image, result, min_size=options["min_size"],
+                                                           flips=flips)
         window = cell_window(result.labels)
         digests = (write_png(result.labels, outputs[0]),
                    write_png(draw_overlay(picture[window], result.labels[window], stretch=True, legend=True),
@@ -166,7 +171,7 @@ def _segment_one(job: _Job, *, options: dict[str, Any], layout: RunLayout, evalu
         labels = cv2.imread(str(outputs[0]), cv2.IMREAD_UNCHANGED) if cached else result.labels
         scores, rejected = _score(job, labels.shape, labels)
         row.update(scores)
-    return _Outcome(row, rejected, cached, fused)
+    return _Outcome(row, rejected, cached, "" if cached else skipped, fused)
 
 
 def _remove_outputs_of_others(layout: RunLayout, sample_ids: set[str]) -> None:
@@ -255,13 +260,17 @@ def run_segment(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
     run.clear_rejected(Stage.SEGMENTATION)
     cache = ResultCache(run.cache_root(Stage.SEGMENTATION), "segment", {
         **options, "refiner_sha256": refined.get("sha256", ""), "leukoscope": __version__,
+        **({"refiner_flips": True} if refiner and config.segmentation.refiner_flips else {}),
     })
     worker = functools.partial(_segment_one, options=options, layout=RunLayout(run.path), evaluate=evaluate,
-                               in_worker=config.run.jobs > 1, cache=cache, refiner=refiner, consumers=consumers)
-    rows, rejected, from_cache = [], [], 0
+                               in_worker=config.run.jobs > 1, cache=cache, refiner=refiner,
+                               flips=config.segmentation.refiner_flips, consumers=consumers)
+    rows, rejected, from_cache, reasons = [], [], 0, collections.Counter()
     for outcome in parallel_map(worker, jobs, jobs=config.run.jobs, backend=config.run.backend,
                                 scheduler=config.run.scheduler, desc="segment", quiet=config.run.quiet):
         from_cache += outcome.cached
+        if outcome.refiner_skipped:
+            reasons[re.sub(r"\d+(\.\d+)?", "N", outcome.refiner_skipped)] += 1
         if outcome.row is not None:
             rows.append(outcome.row)
             for consumer, result in zip(consumers, outcome.fused):
@@ -292,10 +301,12 @@ def run_segment(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
                  ", ".join(f"{k} {v}" for k, v in info["qc_flags"].items()), run.montage_qc_path, run.gallery_path)
     if refiner:
         skipped = info["qc_flags"].get(QCFlag.REFINER_SKIPPED.value, 0)
-        info["refiner"] = {**refined, "skipped": skipped}
-        log.warning("segment: the refiner was skipped on %d of %d cells (qc_flag refiner_skipped: a surround it "
-                    "was not trained on, or it changed too much of the cell or lost the nucleus; their threshold "
-                    "masks are kept)", skipped, len(table))
+        info["refiner"] = {**refined, "flips": config.segmentation.refiner_flips, "skipped": skipped,
+                           "skipped_share": round(skipped / max(1, len(table)), 4),
+                           "skipped_reasons": dict(reasons.most_common())}
+        log.warning("segment: the refiner was skipped on %d of %d cells (%.0f %%; qc_flag refiner_skipped, their "
+                    "threshold masks are kept)%s", skipped, len(table), 100 * skipped / max(1, len(table)),
+                    "".join(f"\n  {count} x {reason}" for reason, count in reasons.most_common()))
     if evaluate:
         summary = summarize(table, method=method_name(config.segmentation))
         write_csv(summary, run.segmentation_summary)
