@@ -217,7 +217,8 @@ def main() -> None:
     samples = test_samples(args.data, settings, MARGINS, args.jobs)
     memo: dict = {}
     names = list(SETS)
-    cases = []  # (case, training sets, test set, margins)
+    # (case, training sets, test set, margins)
+    cases: list[tuple[str, tuple[str, ...], str, tuple[int | None, ...]]] = []
     for kind in kinds:
         for name in names:
             if kind == "within":

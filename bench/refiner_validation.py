@@ -52,7 +52,7 @@ def rows_of(model, data: Path, options: dict) -> pd.DataFrame:
                 cell = (t > 0) | (free > 0)
                 rows.append({
                     "set": name, "view": "smear crop" if margin is None else f"cut-out {margin} px",
-                    "changed": np.count_nonzero((t != free) & cell) / max(1, np.count_nonzero(cell)),
+                    "changed": np.count_nonzero((t != free) & cell) / max(1, int(np.count_nonzero(cell))),
                     "confidence": r.confidence,
                     **{f"{region}_{method}": dice(test(labels), test(e)) for method, labels in
                        (("threshold", t), ("free", free), ("kept", kept))

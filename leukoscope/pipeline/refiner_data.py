@@ -179,7 +179,7 @@ def split_pairs(pairs: pd.DataFrame, *, settings: TrainingSettings) -> pd.Series
     order = [names[i] for i in np.random.default_rng([settings.seed, key]).permutation(len(names))]
     if settings.limit:
         order = order[: settings.limit]
-    sizes = []
+    sizes: list[int] = []
     for fraction in (settings.test_fraction, settings.validation_fraction):
         size = max(1, round(fraction * len(order))) if fraction > 0 else 0
         sizes.append(max(0, min(size, len(order) - 1 - sum(sizes))))

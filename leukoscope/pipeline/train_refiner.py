@@ -125,12 +125,11 @@ def train_refiner(
     for index, source in enumerate(described):  # the Dice of the test part, which training never saw
         test = [s for s in parts["test"] if s["pair"].source == index]
         source["test_images"] = sorted(Path(s["pair"].image).name for s in test)
-        views = {"test_scores": test, "test_cutout_scores": [s["cutout"] for s in test if s["cutout"]]}
-        for key, samples in views.items():
-            if samples:
-                scores = score_pairs(model, zip((s["pair"].image for s in test), samples),
-                                     min_size=segmentation.min_size)
-                source[key] = mean_scores(scores)
+        scored = {"test_scores": [(s["pair"].image, s) for s in test],
+                  "test_cutout_scores": [(s["pair"].image, s["cutout"]) for s in test if s["cutout"]]}
+        for key, named in scored.items():
+            if named:
+                source[key] = mean_scores(score_pairs(model, named, min_size=segmentation.min_size))
     backgrounds = {v["background"] for s in training for v in (s, s["cutout"]) if v}
     record = {
         "command": command,

@@ -21,7 +21,8 @@ OPTIONS = {
     "train": {"config", "red_cell_diameter"} | IO | SEGMENTATION | FEATURES | EVALUATION,
     "predict": {"model", "bootstrap", "refiner_model"} | IO,
     "train-refiner": {"data", "masks", "out", "config", "side", "depth", "width", "epochs", "patience", "batch_size",
-                      "learning_rate", "validation_fraction", "test_fraction", "cutouts", "limit", "seed", "jobs", "quiet"},
+                      "learning_rate", "validation_fraction", "test_fraction", "cutouts", "limit", "seed", "jobs",
+                      "quiet"},
     "config": set(),
 }
 DEFAULT = re.compile(r"\(default: ([^()]+)\)$")
