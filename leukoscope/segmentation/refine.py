@@ -220,13 +220,13 @@ def refiner_doubt(threshold: np.ndarray, refined: np.ndarray, confidence: float 
     str
         The reason, empty when the refined labels may be used.
     """
-    cell = (threshold > 0) | (refined > 0)
     if not (threshold > 0).any():  # the refiner may find a cell the thresholding missed
         return ""
+    if not (refined > 0).any():
+        return "the refiner removed the whole cell"
+    cell = (threshold > 0) | (refined > 0)
     changed = float(np.count_nonzero((threshold != refined) & cell)) / float(np.count_nonzero(cell))
     nucleus_before, nucleus_after = np.count_nonzero(threshold == 2), np.count_nonzero(refined == 2)
-    if (threshold > 0).any() and not (refined > 0).any():
-        return "the refiner removed the whole cell"
     if nucleus_before and nucleus_after < MIN_NUCLEUS_KEPT * nucleus_before:
         return f"the refiner kept {nucleus_after / nucleus_before:.0%} of the nucleus (< {MIN_NUCLEUS_KEPT:.0%})"
     if changed > MAX_CHANGE:
