@@ -16,7 +16,9 @@ number is the mean Dice on a test part, refined vs the default thresholding of t
   the Dice with and without the ``all`` model, through ``segment``'s own guard.
 
 ``refined`` is what ``segment --refiner unet`` keeps (the threshold labels where the guard
-doubts the refiner; ``skipped`` counts them), ``unguarded`` the refiner's labels as they are,
+doubts the refiner or finds the image unlike the model's training images; ``skipped`` counts
+them; a model record without those images' signatures gets them first, from the same
+training part), ``unguarded`` the refiner's labels as they are,
 ``flips`` the refined labels with the eight test-time flips (``refiner_flips = true``).
 
 Models are trained with ``train_refiner`` into ``--models`` (``train-refiner`` defaults unless the
@@ -46,15 +48,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leukoscope.pipeline.atomic import write_csv
+from leukoscope.pipeline.atomic import write_csv, write_json
 from leukoscope.pipeline.config import SegmentationConfig
 from leukoscope.pipeline.demo import generate_demo
 from leukoscope.pipeline.parallel import parallel_map
-from leukoscope.pipeline.refiner_data import TrainingSettings, find_pairs, read_pair, split_pairs
-from leukoscope.pipeline.refiner_model import SHIPPED_MODEL, load_refiner, refine_segmentation, sidecar
+from leukoscope.pipeline.refiner_data import TrainingSettings, find_pairs, load_training_data, read_pair, split_pairs
+from leukoscope.pipeline.refiner_model import SHIPPED_MODEL, load_refiner, refine_segmentation, sidecar, trained_domain
 from leukoscope.pipeline.refiner_scores import mean_scores, score_pairs
 from leukoscope.pipeline.segmentation_settings import segmentation_options
 from leukoscope.segmentation.cell import segment_cell
+from leukoscope.segmentation.domain import TrainingDomain
 from leukoscope.segmentation.metrics import label_scores
 from leukoscope.segmentation.unet import MODEL_NAME
 
@@ -100,6 +103,7 @@ def trained_model(train: tuple[str, ...], data: Path, models: Path, settings: Tr
         for candidate in (SHIPPED_MODEL, path):
             if candidate.is_file() and _same_training(sidecar(candidate, ".json"), sources, settings):
                 print(f"reusing {candidate} (same training sets and settings; --retrain trains anew)", flush=True)
+                add_domain(candidate, sources, settings, jobs=jobs, memo=memo)
                 return candidate
     print(f"training on {' + '.join(train)} -> {path}", flush=True)
     record = train_refiner(sources, path, settings=settings, command=shlex.join([sys.executable, *sys.argv]),
@@ -107,6 +111,26 @@ def trained_model(train: tuple[str, ...], data: Path, models: Path, settings: Tr
     print(f"  {record['epochs_run']} epochs (best {record['best_epoch']}), {record['wall_seconds']:.0f} s wall, "
           f"{record['cpu_seconds']:.0f} s CPU", flush=True)
     return path
+
+
+def add_domain(model: Path, sources: list[tuple[Path, Path]], settings: TrainingSettings, *, jobs: int,
+               memo: dict) -> None:
+    """Add the training images' signatures (``domain``, what the guard compares an image with) to
+    the record of a model trained before ``train-refiner`` wrote them, from the same training
+    part (they depend on the images and the thresholding, not on the model's weights)."""
+    from leukoscope.pipeline.train_refiner import training_domain
+
+    record_path = sidecar(model, ".json")
+    record = json.loads(record_path.read_text())
+    if "domain" in record:
+        return
+    parts, _, _ = load_training_data(sources, settings=settings, segmentation=SegmentationConfig(), jobs=jobs,
+                                     quiet=True, memo=memo)
+    record["domain"] = training_domain(parts["training"]).to_dict()
+    record["domain_added"] = ("by bench/refiner.py after training, from the same training part: the signatures "
+                              "depend on the images and the thresholding, not on the model's weights")
+    write_json(record, record_path)
+    print(f"  added the training images' signatures to {record_path}", flush=True)
 
 
 def test_samples(data: Path, settings: TrainingSettings, margins: tuple[int, ...], jobs: int) -> dict:
@@ -155,11 +179,12 @@ def demo_row(model_path: Path, folder: Path) -> dict[str, Any]:
             "model": str(model_path)}
 
 
-def score_row(model: Any, samples: list, *, flips: bool) -> dict[str, Any]:
-    """Mean Dice of one model on one list of test samples (and with test-time flips)."""
-    row = mean_scores(score_pairs(model, samples, min_size=OPTIONS["min_size"]))
+def score_row(model: Any, samples: list, *, flips: bool, domain: TrainingDomain | None) -> dict[str, Any]:
+    """Mean Dice of one model on one list of test samples (and with test-time flips), with the
+    guard of ``segment`` (``domain``: the model's training images)."""
+    row = mean_scores(score_pairs(model, samples, min_size=OPTIONS["min_size"], domain=domain))
     if flips:
-        flipped = mean_scores(score_pairs(model, samples, min_size=OPTIONS["min_size"], flips=True))
+        flipped = mean_scores(score_pairs(model, samples, min_size=OPTIONS["min_size"], flips=True, domain=domain))
         row.update(flips_dice_nucleus=flipped["refined_dice_nucleus"], flips_dice_cell=flipped["refined_dice_cell"])
     return row
 
@@ -236,7 +261,8 @@ def main() -> None:
             rows.append({"case": case, "train": " + ".join(train), "test": test,
                          "input": "smear crop" if margin is None else f"cut-out {margin} px",
                          "images": len(samples[test, margin]),
-                         **score_row(model, samples[test, margin], flips=args.flips), "model": str(path)})
+                         **score_row(model, samples[test, margin], flips=args.flips, domain=trained_domain(str(path))),
+                         "model": str(path)})
             print(f"{case}: {rows[-1]['train']} -> {test}, {rows[-1]['input']}: done", flush=True)
         write_csv(merged(rows, kinds, args.models / "results.csv"), args.models / "results.csv")
     if "all" in kinds:

@@ -202,13 +202,16 @@ def cutout_margin(image: str, *, seed: int) -> int:
 
 
 def read_pair(paths: tuple[str, str], *, options: dict[str, Any], margin: int | None = None) -> dict[str, Any]:
-    """Image, expert labels, threshold labels and surround of one (image, mask) pair, or why it is unusable.
+    """Image, expert labels, threshold labels, surround and colour signature
+    (:func:`~leukoscope.segmentation.domain.image_signature`, ``None`` without a threshold
+    nucleus) of one (image, mask) pair, or why it is unusable.
 
     With ``margin`` the image is first cut out on black along the expert cell dilated by
     ``margin`` pixels (:func:`~leukoscope.segmentation.cutout.expert_cutout`) and the cut-out is
     thresholded, as a C-NMC cell is at inference.
     """
     from leukoscope.segmentation.cell import segment_cell
+    from leukoscope.segmentation.domain import image_signature
 
     image_path, mask_path = paths
     try:
@@ -220,7 +223,7 @@ def read_pair(paths: tuple[str, str], *, options: dict[str, Any], margin: int | 
         image = expert_cutout(image, expert, margin=margin)
     result = segment_cell(image, **options)
     return {"reason": "", "image": image, "expert": expert, "threshold": result.labels,
-            "background": result.background.value}
+            "background": result.background.value, "signature": image_signature(image, result.labels)}
 
 
 def _load_pair(pair: _Pair, *, side: int, options: dict[str, Any], cutouts: bool, seed: int) -> dict[str, Any]:
@@ -270,7 +273,7 @@ def load_training_data(
     -------
     parts : dict of list of dict
         ``training``, ``validation``, ``test`` samples: ``pair``, ``input`` (side, side, 5),
-        ``target`` (side, side), ``background``, ``cutout`` (the same keys for its cut-out, or
+        ``target`` (side, side), ``background``, ``signature``, ``cutout`` (the same keys for its cut-out, or
         None when ``settings.cutouts`` is 0); outside the training part also the full-size
         ``image``, ``expert`` and ``threshold`` labels.
     rejected : list of dict

@@ -19,6 +19,7 @@ from leukoscope.pipeline.config import SegmentationConfig
 from leukoscope.pipeline.console import import_keras
 from leukoscope.pipeline.layout import sha256_file
 from leukoscope.segmentation.choices import Refiner
+from leukoscope.segmentation.domain import TrainingDomain, image_signature
 
 #: The refiner shipped inside the package (``--refiner unet`` without ``--refiner-model``).
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "data" / "refiner.keras"
@@ -122,12 +123,14 @@ def refiner_model_path(segmentation: SegmentationConfig) -> str:
 
 
 def refiner_info(path: str) -> dict[str, Any]:
-    """What run.json records of a refiner: file, SHA-256 and its training record's command and data."""
-    info: dict[str, Any] = {"model": path, "sha256": sha256_file(path)}
+    """What run.json records of a refiner: file, SHA-256, whether its record has the training
+    images' signatures (``domain``), and its training record's SHA-256, command and data."""
+    info: dict[str, Any] = {"model": path, "sha256": sha256_file(path), "domain": trained_domain(path) is not None}
     record = sidecar(path, ".json")
     if record.is_file():
         recorded = json.loads(record.read_text(encoding="utf-8"))
-        info.update(command=recorded.get("command", ""), data=[s.get("data") for s in recorded.get("data", [])])
+        info.update(record_sha256=sha256_file(record), command=recorded.get("command", ""),
+                    data=[s.get("data") for s in recorded.get("data", [])])
     return info
 
 
@@ -147,6 +150,28 @@ def trained_backgrounds(path: str) -> frozenset[str]:
     return frozenset(recorded.get("backgrounds", ["smear"]))
 
 
+@functools.lru_cache(maxsize=2)
+def trained_domain(path: str) -> TrainingDomain | None:
+    """The colour and size signatures of a refiner's training images, from its record (``MODEL.json``
+    key ``domain``); ``None`` for a record without it (refiners trained before the key existed):
+    then no image is judged unlike them.
+
+    Raises
+    ------
+    RefinerModelError
+        The record's ``domain`` cannot be read.
+    """
+    record = sidecar(path, ".json")
+    recorded = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
+    if "domain" not in recorded:
+        return None
+    try:
+        return TrainingDomain.from_dict(recorded["domain"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RefinerModelError(f"the 'domain' of the refiner record '{record}' cannot be read ({exc}); "
+                                "retrain the refiner with `leukoscope train-refiner`") from None
+
+
 def refine_segmentation(path: str, image: np.ndarray, result: Any, *, min_size: int,
                         flips: bool = False) -> tuple[Any, np.ndarray, str]:
     """Refine one threshold segmentation with the refiner in ``path`` (``flips``: test-time flips).
@@ -156,7 +181,8 @@ def refine_segmentation(path: str, image: np.ndarray, result: Any, *, min_size: 
     result : SegmentationResult
         With the refined labels and their ``qc_flag``; or the threshold labels flagged
         ``refiner_skipped`` where the image's surround is not one the refiner was trained on
-        (:func:`trained_backgrounds`) or the guard doubts the refined labels
+        (:func:`trained_backgrounds`), its colours and cell size are unlike those of the training
+        images (:func:`trained_domain`), or the guard doubts the refined labels
         (:func:`~leukoscope.segmentation.refine.refine_result`).
     picture : (H, W, 3) uint8 ndarray
         The image with the threshold outlines drawn in :data:`THRESHOLD_COLOURS` (magenta
@@ -171,6 +197,10 @@ def refine_segmentation(path: str, image: np.ndarray, result: Any, *, min_size: 
     if result.background not in trained_backgrounds(path):  # unlike every image the refiner was trained on
         return skip_refiner(result), image, (
             f"the refiner was not trained on a {getattr(result.background, 'value', result.background)} surround")
+    domain = trained_domain(path)
+    unlike = domain.unlike(image_signature(image, result.labels)) if domain is not None else ""
+    if unlike:
+        return skip_refiner(result), image, unlike
     refined, reason = refine_result(cached_refiner(path), image, result, min_size=min_size, flips=flips)
     if reason or np.array_equal(refined.labels, result.labels):  # no change: nothing to show under the outlines
         return refined, image, reason
@@ -182,5 +212,5 @@ def refine_segmentation(path: str, image: np.ndarray, result: Any, *, min_size: 
 
 __all__ = [
     "RefinerModelError", "SHIPPED_MODEL", "THRESHOLD_COLOURS", "cached_refiner", "load_refiner",
-    "refine_segmentation", "refiner_info", "refiner_model_path", "sidecar", "trained_backgrounds",
+    "refine_segmentation", "refiner_info", "refiner_model_path", "sidecar", "trained_backgrounds", "trained_domain",
 ]

@@ -3,7 +3,8 @@
 ``threshold`` is the thresholding the refiner starts from, ``unguarded`` the refiner's labels as
 they are (with the threshold's cell outline on a black surround,
 :func:`~leukoscope.segmentation.refine.keep_outline`), ``refined`` what ``segment --refiner unet``
-keeps: those labels, or the threshold labels where
+keeps: those labels, or the threshold labels where the image is unlike the refiner's training
+images (:class:`~leukoscope.segmentation.domain.TrainingDomain`) or
 :func:`~leukoscope.segmentation.refine.refiner_doubt` objects.
 """
 
@@ -20,6 +21,7 @@ from leukoscope.pipeline.config import SegmentationConfig
 from leukoscope.pipeline.parallel import parallel_map
 from leukoscope.pipeline.refiner_data import read_pair
 from leukoscope.pipeline.segmentation_settings import segmentation_options
+from leukoscope.segmentation.domain import TrainingDomain
 
 #: one row per image and method (:data:`METHODS`) of :func:`score_pairs`
 REFINER_SCORE_COLUMNS = ["image", "method", "dice_cell", "dice_nucleus", "iou_cell", "iou_nucleus",
@@ -29,11 +31,13 @@ METHODS = ("threshold", "unguarded", "refined")
 
 
 def score_pairs(model: Any, named: Iterable[tuple[str, dict[str, Any]]], *, min_size: int, batch_size: int = 32,
-                flips: bool = False) -> pd.DataFrame:
-    """Score rows (:data:`REFINER_SCORE_COLUMNS`) of (name, sample with image/expert/threshold) items.
+                flips: bool = False, domain: TrainingDomain | None = None) -> pd.DataFrame:
+    """Score rows (:data:`REFINER_SCORE_COLUMNS`) of (name, sample with image/expert/threshold/signature) items.
 
     ``confidence`` is the refiner's (:class:`~leukoscope.segmentation.refine.Refinement`),
-    ``skipped`` whether the guard kept the threshold labels.
+    ``skipped`` whether the guard kept the threshold labels: the image is unlike the training
+    images of ``domain`` (the refiner's, :func:`~leukoscope.pipeline.refiner_model.trained_domain`;
+    ``None`` judges no image so), or :func:`~leukoscope.segmentation.refine.refiner_doubt` objects.
     """
     from leukoscope.segmentation.metrics import label_scores
     from leukoscope.segmentation.refine import refine_cells, refiner_doubt
@@ -45,7 +49,8 @@ def score_pairs(model: Any, named: Iterable[tuple[str, dict[str, Any]]], *, min_
                                min_size=min_size, batch_size=batch_size, flips=flips,
                                black=[s["background"] == "black" for _, s in chunk])
         for (name, sample), cell in zip(chunk, refined):
-            skipped = bool(refiner_doubt(sample["threshold"], cell.labels, cell.confidence))
+            unlike = domain.unlike(sample["signature"]) if domain is not None else ""
+            skipped = bool(unlike or refiner_doubt(sample["threshold"], cell.labels, cell.confidence))
             kept = sample["threshold"] if skipped else cell.labels
             for method, predicted in zip(METHODS, (sample["threshold"], cell.labels, kept)):
                 rows.append({"image": name, "method": method, **label_scores(predicted, sample["expert"]),
@@ -73,6 +78,7 @@ def score_refiner(
     quiet: bool = True,
     batch_size: int = 32,
     flips: bool = False,
+    domain: TrainingDomain | None = None,
 ) -> pd.DataFrame:
     """Dice and IoU of the thresholding and of the refined labels on image/expert-mask pairs.
 
@@ -95,6 +101,8 @@ def score_refiner(
         Images per refiner forward pass (and read at a time).
     flips : bool
         Test-time flips (:func:`~leukoscope.segmentation.refine.refine_cells`).
+    domain : TrainingDomain, optional
+        The refiner's training images: those unlike them keep the threshold labels.
 
     Returns
     -------
@@ -106,7 +114,7 @@ def score_refiner(
     reader = functools.partial(read_pair, options=segmentation_options(segmentation), margin=margin)
     read = zip(pairs["image"], parallel_map(reader, items, jobs=jobs, desc="scoring", quiet=quiet))
     return score_pairs(model, ((path, sample) for path, sample in read if not sample["reason"]),
-                       min_size=segmentation.min_size, batch_size=batch_size, flips=flips)
+                       min_size=segmentation.min_size, batch_size=batch_size, flips=flips, domain=domain)
 
 
 __all__ = ["METHODS", "REFINER_SCORE_COLUMNS", "mean_scores", "score_pairs", "score_refiner"]

@@ -8,7 +8,9 @@ and writes next to ``MODEL.keras``::
 
     MODEL.keras                 the model (loaded with Keras safe mode)
     MODEL.json                  command, data (file counts and digests, test images), seed, settings,
-                                segmentation settings, versions, test-part Dice, timings
+                                segmentation settings, versions, test-part Dice, timings, the
+                                surrounds and colour/size signatures of the training images
+                                (``backgrounds``, ``domain``: what the segment stage's guard compares with)
     MODEL.log.csv               one row per epoch: loss, val_loss, validation Dice at the model side
     MODEL.learning_curve.png    the log as a figure
 """
@@ -37,8 +39,26 @@ from leukoscope.pipeline.refiner_model import sidecar
 from leukoscope.pipeline.refiner_scores import mean_scores, score_pairs
 from leukoscope.pipeline.rundir import package_versions
 from leukoscope.pipeline.segmentation_settings import segmentation_options
+from leukoscope.segmentation.domain import TrainingDomain
 
 log = logging.getLogger(__name__)
+
+
+def training_domain(training: Sequence[dict[str, Any]]) -> TrainingDomain:
+    """The :class:`~leukoscope.segmentation.domain.TrainingDomain` of the training part's samples
+    (:func:`~leukoscope.pipeline.refiner_data.load_training_data`): the signature of every image
+    and of its cut-out, those without a threshold nucleus left out.
+
+    Raises
+    ------
+    RefinerTrainingError
+        Too few of them have a signature.
+    """
+    views = [v for s in training for v in (s, s["cutout"]) if v and v.get("signature") is not None]
+    try:
+        return TrainingDomain.fit(np.stack([v["signature"] for v in views]) if views else np.empty((0, 7)))
+    except ValueError as exc:
+        raise RefinerTrainingError(f"{exc}: the thresholding found a nucleus in too few training images") from None
 
 
 def train_refiner(
@@ -122,6 +142,7 @@ def train_refiner(
                                       ("val_dice_nucleus", "validation Dice, nucleus", "tab:red")],
                            secondary_label="Dice (model side)")
     write_png(curve, sidecar(out, ".learning_curve.png"))
+    domain = training_domain(training)
     for index, source in enumerate(described):  # the Dice of the test part, which training never saw
         test = [s for s in parts["test"] if s["pair"].source == index]
         source["test_images"] = sorted(Path(s["pair"].image).name for s in test)
@@ -129,7 +150,7 @@ def train_refiner(
                   "test_cutout_scores": [(s["pair"].image, s["cutout"]) for s in test if s["cutout"]]}
         for key, named in scored.items():
             if named:
-                source[key] = mean_scores(score_pairs(model, named, min_size=segmentation.min_size))
+                source[key] = mean_scores(score_pairs(model, named, min_size=segmentation.min_size, domain=domain))
     backgrounds = {v["background"] for s in training for v in (s, s["cutout"]) if v}
     record = {
         "command": command,
@@ -137,6 +158,7 @@ def train_refiner(
         "rejected": rejected,
         "seed": settings.seed,
         "backgrounds": sorted(backgrounds),
+        "domain": domain.to_dict(),
         "settings": dataclasses.asdict(settings),
         "segmentation": {k: getattr(v, "value", v) for k, v in segmentation_options(segmentation).items()},
         "epochs_run": len(history),
@@ -174,4 +196,4 @@ def run_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None) -
 
 
 
-__all__ = ["run_from_args", "train_refiner"]
+__all__ = ["run_from_args", "train_refiner", "training_domain"]

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from leukoscope.pipeline.atomic import write_png
-from leukoscope.pipeline.png import FILTER_NONE, FILTER_SUB, encode_png, filtered_rows
+from leukoscope.pipeline.png import FILTER_NONE, FILTER_SUB, deflate, encode_png, filtered_rows
 
 
 def test_filtered_rows_by_hand():
@@ -43,6 +43,13 @@ def test_chunks_carry_valid_crcs_and_the_image_size():
         position += 12 + length
     assert kinds == [b"IHDR", b"IDAT", b"IEND"]
     assert data[16:24] == (3).to_bytes(4, "big") + (2).to_bytes(4, "big")  # width, height
+
+
+@pytest.mark.parametrize("use_isal", [True, False])
+def test_both_deflaters_give_a_zlib_stream_of_the_data(use_isal):
+    data = np.random.default_rng(0).integers(0, 4, 10_000, dtype=np.uint8).tobytes() + bytes(5000)
+    stream = deflate(data, use_isal=use_isal)
+    assert zlib.decompress(stream) == data and len(stream) < len(data) / 2
 
 
 def test_a_label_mask_compresses_no_worse_than_opencv():

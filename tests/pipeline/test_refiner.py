@@ -10,6 +10,7 @@ import pytest
 
 from leukoscope.pipeline import cli
 from leukoscope.pipeline.atomic import save_keras
+from leukoscope.pipeline.config import SegmentationConfig
 from leukoscope.pipeline.demo import generate_demo
 from leukoscope.pipeline.imageio import read_image
 from leukoscope.pipeline.refiner_data import (
@@ -19,10 +20,20 @@ from leukoscope.pipeline.refiner_data import (
     TrainingSettings,
     cutout_margin,
     find_pairs,
+    read_pair,
     split_pairs,
 )
-from leukoscope.pipeline.refiner_model import SHIPPED_MODEL, RefinerModelError, load_refiner, sidecar
+from leukoscope.pipeline.refiner_model import (
+    SHIPPED_MODEL,
+    RefinerModelError,
+    load_refiner,
+    refiner_info,
+    sidecar,
+    trained_domain,
+)
 from leukoscope.pipeline.refiner_scores import mean_scores, score_refiner
+from leukoscope.pipeline.segmentation_settings import segmentation_options
+from leukoscope.segmentation.domain import SIGNATURE_NAMES, TrainingDomain
 from leukoscope.segmentation.unet import build_unet
 
 TINY = ["--side", "32", "--depth", "2", "--width", "4", "--epochs", "2", "--batch-size", "4", "--quiet"]
@@ -137,6 +148,9 @@ def test_train_refiner_command_writes_model_log_curve_and_record(demo, tmp_path,
     expected = {f"{m}_dice_{r}" for m in ("threshold", "unguarded", "refined") for r in ("cell", "nucleus")}
     assert set(source["test_scores"]) == set(source["test_cutout_scores"]) == expected | {"skipped"}
     assert record["backgrounds"] == ["black"]  # the demo cells are cut-outs already
+    # the signatures the guard compares images with: each training image and its cut-out (6 + 6)
+    assert record["domain"]["features"] == list(SIGNATURE_NAMES) and len(record["domain"]["signatures"]) == 12
+    assert TrainingDomain.from_dict(record["domain"]).limit > 0
     history = pd.read_csv(sidecar(out, ".log.csv"))
     assert list(history["epoch"]) == list(range(1, record["epochs_run"] + 1))
     assert history["val_dice_cell"].between(0, 1).all()
@@ -209,6 +223,35 @@ def test_segment_with_a_refiner_writes_refined_masks_and_the_guard_keeps_harmful
     assert "refiner" not in json.loads((runs["plain"] / "run.json").read_text())["segmentation"]
 
 
+def test_segment_keeps_the_threshold_labels_of_images_unlike_the_refiners_training_images(demo, tmp_path):
+    """An untrained refiner (it returns the threshold labels) whose record says it was trained on
+    other colours skips every demo cell; with the demo's own signatures it skips none."""
+    pairs, _ = find_pairs(demo, demo / "masks")
+    own = np.stack([read_pair(p, options=segmentation_options(SegmentationConfig()))["signature"]
+                    for p in zip(pairs["image"], pairs["mask"])])
+    far = own.copy()
+    far[:, 2] += 40  # the nucleus much yellower (b*)
+    runs = {}
+    for name, signatures in (("own", own), ("far", far)):
+        model = tmp_path / f"{name}.keras"
+        save_keras(build_unet(side=32, depth=2, width=4), model)
+        sidecar(model, ".json").write_text(json.dumps(
+            {"backgrounds": ["black"], "domain": TrainingDomain.fit(signatures).to_dict()}))
+        runs[name] = tmp_path / f"run-{name}"
+        assert cli.main(["segment", "--data", str(demo), "--out", str(runs[name]), "--quiet", "--refiner", "unet",
+                         "--refiner-model", str(model)]) == 0
+    far_info = json.loads((runs["far"] / "run.json").read_text())["segmentation"]["refiner"]
+    assert far_info["domain"] is True and far_info["skipped"] == 12
+    assert far_info["skipped_reasons"] == {
+        "the image's colours and cell size are unlike the refiner's training images (distance N > N)": 12}
+    assert json.loads((runs["own"] / "run.json").read_text())["segmentation"]["refiner"]["skipped"] == 0
+    # a record whose domain cannot be read stops the command before any work, naming the file
+    sidecar(tmp_path / "far.keras", ".json").write_text(json.dumps({"domain": {"features": ["l"]}}))
+    trained_domain.cache_clear()
+    with pytest.raises(RefinerModelError, match="the 'domain' of the refiner record .*far.json' cannot be read"):
+        refiner_info(str(tmp_path / "far.keras"))
+
+
 def test_segment_with_a_bad_refiner_model_stops_with_the_reason(demo, tmp_path, capsys):
     (tmp_path / "bad.keras").write_text("no model")
     argv = ["segment", "--data", str(demo), "--out", str(tmp_path / "r"), "--quiet", "--refiner", "unet",
@@ -241,7 +284,7 @@ def test_shipped_refiner_on_the_test_parts_it_never_saw(shared_data):
         pairs, _ = find_pairs(data, masks)
         test = pairs[[Path(p).name in set(source["test_images"]) for p in pairs["image"]]]
         assert len(test) == source["test"] > 0
-        means = mean_scores(score_refiner(model, test, jobs=2))
+        means = mean_scores(score_refiner(model, test, jobs=2, domain=trained_domain(str(SHIPPED_MODEL))))
         for region in ("cell", "nucleus"):
             gain = means[f"refined_dice_{region}"] - means[f"threshold_dice_{region}"]
             gains[Path(source["data"]).name, region] = gain

@@ -261,6 +261,7 @@ def run_segment(config: Config, run: RunDir, samples: pd.DataFrame, consumers: t
     cache = ResultCache(run.cache_root(Stage.SEGMENTATION), "segment", {
         **options, "refiner_sha256": refined.get("sha256", ""), "leukoscope": __version__,
         **({"refiner_flips": True} if refiner and config.segmentation.refiner_flips else {}),
+        **({"refiner_record_sha256": refined["record_sha256"]} if "record_sha256" in refined else {}),
     })
     worker = functools.partial(_segment_one, options=options, layout=RunLayout(run.path), evaluate=evaluate,
                                in_worker=config.run.jobs > 1, cache=cache, refiner=refiner,
