@@ -86,7 +86,12 @@ def _same_training(record_path: Path, sources: list[tuple[Path, Path]], settings
         return False
     record = json.loads(record_path.read_text())
     trained_on = [((REPO / d["data"]).resolve(), (REPO / d["masks"]).resolve()) for d in record["data"]]
-    return record["settings"] == dataclasses.asdict(settings) and trained_on == [
+    recorded = record["settings"]
+    if "min_steps" not in recorded:  # trained before the setting: the same training if it would not bind
+        if settings.planned_epochs(sum(d["training"] for d in record["data"])) != recorded["epochs"]:
+            return False
+        recorded = {**recorded, "min_steps": settings.min_steps}
+    return recorded == dataclasses.asdict(settings) and trained_on == [
         (data.resolve(), masks.resolve()) for data, masks in sources]
 
 

@@ -8,11 +8,17 @@ as smear crops and as cut-outs at 0, 5, 10 and 20 pixels, and prints
   left free on black surrounds and kept (``keep_outline``), the share of the cell changed and
   the confidence;
 - for several limits of the share changed and of the confidence, how many images the guard
-  would skip and the refiner's summed Dice gain (cell + nucleus) on them (free outline).
+  would skip and the refiner's summed Dice gain (cell + nucleus) on them (free outline);
+- for every combination of training sets and several settings of the nearest-neighbour test
+  (:class:`leukoscope.segmentation.domain.TrainingDomain`, fitted on the training parts' images
+  and cut-outs as ``train-refiner`` fits it), the share of each set's validation images (smear
+  crops and cut-outs) judged unlike the training images: low on the sets trained on, high on
+  the others is what the guard should do (``--domain-only``: this table alone, no model).
 
 Usage::
 
     .venv/bin/python bench/refiner_validation.py [--model leukoscope/data/refiner.keras] [--data ../shared/data]
+        [--domain-only]
 """
 
 from __future__ import annotations
@@ -61,12 +67,51 @@ def rows_of(model, data: Path, options: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def domain_table(data: Path, options: dict) -> pd.DataFrame:
+    """Share of each set's validation images and cut-outs judged unlike the training parts of
+    each combination of sets, for several (neighbours, quantile, factor) settings."""
+    from leukoscope.pipeline.refiner_data import cutout_margin
+    from leukoscope.segmentation.domain import TrainingDomain
+
+    settings = TrainingSettings()
+    signatures: dict[tuple[str, str], list[np.ndarray]] = {}
+    for name, (folder, masks) in SETS.items():
+        pairs, _ = find_pairs(data / folder, data / masks)
+        parts = split_pairs(pairs, settings=settings)
+        for part in ("training", "validation"):
+            chosen = pairs[parts == part]
+            for image, mask in zip(chosen["image"], chosen["mask"]):
+                for margin in (None, cutout_margin(image, seed=settings.seed)):
+                    signature = read_pair((image, mask), options=options, margin=margin)["signature"]
+                    if signature is not None:
+                        signatures.setdefault((name, part), []).append(signature)
+    rows = []
+    names = list(SETS)
+    combos = [(a,) for a in names] + [(a, b) for i, a in enumerate(names) for b in names[i + 1:]] + [tuple(names)]
+    for neighbours, quantile, factor in ((5, 0.99, 1.0), (5, 0.95, 1.5), (5, 1.0, 1.0), (1, 0.95, 1.5)):
+        for train in combos:
+            domain = TrainingDomain.fit(np.concatenate([signatures[n, "training"] for n in train]),
+                                        neighbours=neighbours, quantile=quantile, factor=factor)
+            row = {"setting": f"k={neighbours} q={quantile} x{factor}", "trained on": " + ".join(train)}
+            for name in names:
+                row[name] = np.mean([bool(domain.unlike(s)) for s in signatures[name, "validation"]])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = os.environ.get("LEUKOSCOPE_SHARED_DATA", str(REPO.parent / "shared" / "data"))
     parser.add_argument("--data", type=Path, default=Path(default), help="shared data folder")
     parser.add_argument("--model", type=Path, default=SHIPPED_MODEL, help="refiner .keras file")
+    parser.add_argument("--domain-only", action="store_true", help="only the table of images judged unlike")
     args = parser.parse_args()
+    domains = domain_table(args.data, segmentation_options(SegmentationConfig()))
+    print("share of each set's validation images and cut-outs judged unlike the training images "
+          "(default setting: k=5 q=0.95 x1.5)")
+    print(domains.to_string(index=False, float_format=lambda v: f"{v:.2f}") + "\n")
+    if args.domain_only:
+        return
     table = rows_of(load_refiner(args.model), args.data, segmentation_options(SegmentationConfig()))
     columns = [f"{r}_{m}" for r in ("cell", "nucleus") for m in ("threshold", "free", "kept")]
     print(table.groupby(["set", "view"], sort=False)[[*columns, "changed", "confidence"]].mean().round(3)

@@ -254,7 +254,9 @@ def _add_train_refiner_parser(sub: Any) -> None:
     _option(parser, "--config", "a shipped config's name or a .toml file whose [segmentation] thresholding is "
                                 "refined", "none", metavar="NAME|FILE")
     for name, text in (("side", "input side of the U-Net"), ("depth", "U-Net levels"),
-                       ("width", "filters of the first level"), ("epochs", "most epochs"),
+                       ("width", "filters of the first level"),
+                       ("epochs", "most epochs (more where --min-steps needs them)"),
+                       ("min_steps", "fewest optimiser steps (small training sets get more epochs)"),
                        ("patience", "early-stopping patience (epochs)"), ("batch_size", "images per step"),
                        ("learning_rate", "Adam learning rate"),
                        ("validation_fraction", "share of each source held out for early stopping"),

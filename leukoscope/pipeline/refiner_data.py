@@ -55,7 +55,12 @@ class TrainingSettings:
     depth, width : int
         U-Net levels below full resolution, filters of the first level.
     epochs : int
-        Most passes over the training images.
+        Most passes over the training images, unless ``min_steps`` needs more.
+    min_steps : int
+        Fewest optimiser steps: where ``epochs`` passes make fewer (a small training set), the
+        epochs are raised to make at least this many (:meth:`planned_epochs`). With 70 training
+        images, 20 epochs are 160 steps, and the refiner hardly moved from the thresholding
+        (docs/refiner.md).
     patience : int
         Epochs without a lower validation loss before training stops (the learning rate falls
         along a cosine to a sixteenth over ``epochs``).
@@ -80,6 +85,7 @@ class TrainingSettings:
     depth: int = 4
     width: int = 8
     epochs: int = 20
+    min_steps: int = 800
     patience: int = 6
     batch_size: int = 8
     learning_rate: float = 0.002
@@ -88,6 +94,13 @@ class TrainingSettings:
     cutouts: float = 0.3
     limit: int = 0
     seed: int = 0
+
+
+    def planned_epochs(self, training: int) -> int:
+        """Most epochs for ``training`` images: ``epochs``, or enough for ``min_steps`` steps of
+        ``training // batch_size`` each."""
+        steps = max(1, training // self.batch_size)
+        return max(self.epochs, -(-self.min_steps // steps))
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ from leukoscope.pipeline.segmentation_settings import segmentation_options
 from leukoscope.segmentation.domain import SIGNATURE_NAMES, TrainingDomain
 from leukoscope.segmentation.unet import build_unet
 
-TINY = ["--side", "32", "--depth", "2", "--width", "4", "--epochs", "2", "--batch-size", "4", "--quiet"]
+TINY = ["--side", "32", "--depth", "2", "--width", "4", "--epochs", "2", "--min-steps", "0", "--batch-size", "4",
+        "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +97,14 @@ def test_split_pairs_three_parts_by_image_then_by_subject():
     assert by_subject.value_counts().to_dict() == {"training": 6, "validation": 2, "test": 2}
 
 
+def test_small_training_sets_get_enough_epochs_for_min_steps():
+    settings = TrainingSettings(epochs=20, min_steps=800, batch_size=8)
+    assert settings.planned_epochs(70) == 100  # 8 steps an epoch (the last 6 images wait for the next)
+    assert settings.planned_epochs(182) == 37  # 22 steps an epoch: 36 epochs make 792
+    assert settings.planned_epochs(462) == 20  # 57 steps an epoch: 20 epochs make 1140 already
+    assert TrainingSettings(min_steps=0).planned_epochs(5) == 20
+
+
 def test_cutout_margin_is_fixed_by_the_file_name_and_seed():
     margins = [cutout_margin(f"/a/{i}.bmp", seed=0) for i in range(300)]
     assert set(margins) == set(range(MAX_MARGIN + 1))
@@ -140,7 +149,7 @@ def test_train_refiner_command_writes_model_log_curve_and_record(demo, tmp_path,
     assert "refiner written to" in capsys.readouterr().out
     record = json.loads(sidecar(out, ".json").read_text())
     assert record["command"] == shlex.join(["leukoscope", *argv])
-    assert record["seed"] == 0 and record["settings"]["side"] == 32
+    assert record["seed"] == 0 and record["settings"]["side"] == 32 and record["epochs_planned"] == 2
     (source,) = record["data"]
     # 4 subjects of 3 cells: one subject each for test and validation, two for training
     assert (source["pairs"], source["training"], source["validation"], source["test"]) == (12, 6, 3, 3)
@@ -303,8 +312,8 @@ def test_retraining_with_the_recorded_command_works(shared_data, tmp_path, monke
     # the command names ../shared/data from the repository root; the fixture may point elsewhere
     argv = [a.replace("../shared/data", str(shared_data), 1) if a.startswith("../shared/data") else a for a in argv]
     monkeypatch.chdir(SHIPPED_MODEL.parents[2])
-    assert cli.main([*argv, "--epochs", "1", "--limit", "12", "--batch-size", "8", "--quiet"]) == 0
+    assert cli.main([*argv, "--epochs", "1", "--min-steps", "0", "--limit", "12", "--batch-size", "8", "--quiet"]) == 0
     again = json.loads((tmp_path / "again.json").read_text())
-    assert again["settings"] == {**record["settings"], "epochs": 1, "limit": 12, "batch_size": 8}
+    assert again["settings"] == {**record["settings"], "epochs": 1, "min_steps": 0, "limit": 12, "batch_size": 8}
     assert [s["sha256"] != "" for s in again["data"]] == [True] * len(record["data"])
     assert load_refiner(tmp_path / "again.keras").input_shape == load_refiner().input_shape
