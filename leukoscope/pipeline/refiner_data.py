@@ -58,9 +58,10 @@ class TrainingSettings:
         Most passes over the training images, unless ``min_steps`` needs more.
     min_steps : int
         Fewest optimiser steps: where ``epochs`` passes make fewer (a small training set), the
-        epochs are raised to make at least this many (:meth:`planned_epochs`). With 70 training
-        images, 20 epochs are 160 steps, and the refiner hardly moved from the thresholding
-        (docs/refiner.md).
+        schedule is stretched to make at least this many: more epochs, and the patience
+        stretched by the same factor (:meth:`planned_epochs`, :meth:`planned_patience`). With
+        70 training images, 20 epochs are 160 steps, and the refiner hardly moved from the
+        thresholding (docs/refiner.md).
     patience : int
         Epochs without a lower validation loss before training stops (the learning rate falls
         along a cosine to a sixteenth over ``epochs``).
@@ -101,6 +102,12 @@ class TrainingSettings:
         ``training // batch_size`` each."""
         steps = max(1, training // self.batch_size)
         return max(self.epochs, -(-self.min_steps // steps))
+
+    def planned_patience(self, training: int) -> int:
+        """Early-stopping patience for ``training`` images: ``patience`` stretched as the epochs are
+        (:meth:`planned_epochs`), so that a small set waits as many steps as one of
+        ``min_steps / epochs * batch_size`` images would."""
+        return -(-self.patience * self.planned_epochs(training) // self.epochs)
 
 
 @dataclass(frozen=True)

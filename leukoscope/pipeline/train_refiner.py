@@ -131,9 +131,9 @@ def train_refiner(
     history, best_epoch = fit_unet(
         model, np.stack([s["input"] for s in training]), np.stack([s["target"] for s in training]),
         np.stack([v["input"] for part in views for v in part]), np.stack([v["target"] for part in views for v in part]),
-        epochs=settings.planned_epochs(len(training)), patience=settings.patience, batch_size=settings.batch_size,
-        learning_rate=settings.learning_rate, seed=settings.seed, alternatives=alternatives, share=settings.cutouts,
-        quiet=quiet)
+        epochs=settings.planned_epochs(len(training)), patience=settings.planned_patience(len(training)),
+        batch_size=settings.batch_size, learning_rate=settings.learning_rate, seed=settings.seed,
+        alternatives=alternatives, share=settings.cutouts, quiet=quiet)
     save_keras(keras.Model(model.inputs, model.outputs, name=model.name), out)  # without the optimizer state
     write_csv(history, sidecar(out, ".log.csv"))
     names = " + ".join("/".join(Path(d).parts[-2:]) for d, _ in sources)
@@ -162,6 +162,7 @@ def train_refiner(
         "settings": dataclasses.asdict(settings),
         "segmentation": {k: getattr(v, "value", v) for k, v in segmentation_options(segmentation).items()},
         "epochs_planned": settings.planned_epochs(len(training)),
+        "patience_planned": settings.planned_patience(len(training)),
         "epochs_run": len(history),
         "best_epoch": best_epoch,
         "parameters": int(model.count_params()),

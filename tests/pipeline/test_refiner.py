@@ -103,6 +103,8 @@ def test_small_training_sets_get_enough_epochs_for_min_steps():
     assert settings.planned_epochs(182) == 37  # 22 steps an epoch: 36 epochs make 792
     assert settings.planned_epochs(462) == 20  # 57 steps an epoch: 20 epochs make 1140 already
     assert TrainingSettings(min_steps=0).planned_epochs(5) == 20
+    # the patience is stretched as the epochs are: 6 x 100 / 20, 6 x 37 / 20 rounded up, unchanged
+    assert [settings.planned_patience(n) for n in (70, 182, 462)] == [30, 12, 6]
 
 
 def test_cutout_margin_is_fixed_by_the_file_name_and_seed():
