@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import tempfile
 import time
@@ -118,9 +119,13 @@ def report(name: str, wall: float, cpu: float | None, *, jobs: int) -> None:
 
 
 def cpu_seconds() -> float:
-    """CPU seconds (user + system) of this process and all its live children (the loky workers)."""
+    """CPU seconds (user + system) of this process, of its live children (the loky workers) and of
+    its children that ended and were reaped (a worker loky replaced), so that no worker's time is
+    lost whatever loky does with its pool."""
     me = psutil.Process()
     total = sum(me.cpu_times()[:2])
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total += ended.ru_utime + ended.ru_stime
     for child in me.children(recursive=True):
         try:
             total += sum(child.cpu_times()[:2])
