@@ -56,14 +56,14 @@ def main() -> None:
         return cv2.imencode(".png", image if image.ndim == 2 else image[..., ::-1])[1].tobytes()
 
     def with_zlib(image: np.ndarray) -> bytes:
-        saved, png.isal_zlib = png.isal_zlib, None
+        saved, png.ISAL_ZLIB = png.ISAL_ZLIB, None
         try:
             return png.encode_png(image)
         finally:
-            png.isal_zlib = saved
+            png.ISAL_ZLIB = saved
 
     encoders = {"cv2.imencode": opencv, "encode_png, zlib": with_zlib}
-    if png.isal_zlib is not None:
+    if png.ISAL_ZLIB is not None:
         encoders["encode_png, ISA-L (default)"] = png.encode_png
     print(f"{len(masks)} demo cells; CPU ms per file (best of 5), mean size; ratio to cv2.imencode's time")
     for kind, images in (("mask", masks), ("overlay", overlays)):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -92,7 +93,7 @@ def domain_table(data: Path, options: dict) -> pd.DataFrame:
         for train in combos:
             domain = TrainingDomain.fit(np.concatenate([signatures[n, "training"] for n in train]),
                                         neighbours=neighbours, quantile=quantile, factor=factor)
-            row = {"setting": f"k={neighbours} q={quantile} x{factor}", "trained on": " + ".join(train)}
+            row: dict[str, Any] = {"setting": f"k={neighbours} q={quantile} x{factor}", "trained on": " + ".join(train)}
             for name in names:
                 row[name] = np.mean([bool(domain.unlike(s)) for s in signatures[name, "validation"]])
             rows.append(row)

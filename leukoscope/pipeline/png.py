@@ -21,15 +21,25 @@ sections 9 (filtering) and 11.2 (critical chunks). https://www.w3.org/TR/png/
 
 from __future__ import annotations
 
+import importlib
 import struct
 import zlib
+from types import ModuleType
 
 import numpy as np
 
-try:  # ISA-L's deflate: a dependency, but the encoder does not need it
-    from isal import isal_zlib
-except ImportError:  # pragma: no cover - isal is installed with leukoscope
-    isal_zlib = None
+
+def _isal_zlib() -> ModuleType | None:
+    """ISA-L's zlib module, or ``None`` where ``isal`` is not installed (a dependency, but the
+    encoder does not need it)."""
+    try:
+        return importlib.import_module("isal.isal_zlib")
+    except ImportError:  # pragma: no cover - isal is installed with leukoscope
+        return None
+
+
+#: the deflater used when installed
+ISAL_ZLIB = _isal_zlib()
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: PNG colour types of the two layouts written
@@ -73,8 +83,8 @@ def filtered_rows(image: np.ndarray) -> np.ndarray:
 def deflate(data: bytes, *, use_isal: bool = True) -> bytes:
     """A zlib stream (RFC 1950) of ``data`` at level 1: ISA-L's where installed (and
     ``use_isal``), else zlib's with the run-length strategy."""
-    if use_isal and isal_zlib is not None:
-        return isal_zlib.compress(data, 1)
+    if use_isal and ISAL_ZLIB is not None:
+        return ISAL_ZLIB.compress(data, 1)
     compressor = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
     return compressor.compress(data) + compressor.flush()
 
