@@ -17,8 +17,9 @@ temporary folder, then times, on ``--jobs`` loky workers after a warm-up:
    a cost per dataset, not per cell), and the ratio of the whole command to 1. The CPU time of 3
    is that of the main process and the workers together (``psutil``), so its ratio to 1's holds
    on a loaded machine, where the wall clock of either can be off by a factor of two; and, apart,
-   the CPU time of the two files per cell that 3 must write (overlay drawn, mask and overlay
-   encoded and written), which bounds the ratio 3 can reach;
+   the step of 1 with the two files per cell that 3 must write (overlay drawn, mask and overlay
+   encoded and written), whose CPU time bounds the ratio 3 can reach, and the ratio of 3 to it
+   (what the cache entries, QC pages, CSVs and scheduling cost);
 4. pyradiomics (firstorder + GLCM + shape2D, 64 grey levels, the same three regions, the same
    masks, the same grey image, the same number of processes) on the first
    ``--radiomics-cells`` cells, in its own environment (``bench/requirements-radiomics.txt``).
@@ -38,6 +39,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -74,18 +76,23 @@ def segment_and_measure(path: str) -> float:
     return time.process_time() - start
 
 
-def write_cell_files(paths: tuple[str, str]) -> float:
-    """CPU seconds of the two files the segment stage must write per cell, nothing else: the
-    overlay drawn (stretched, with its legend) and both PNGs encoded and written atomically
-    (``paths``: the image, and the folder to write into)."""
+def step_with_files(paths: tuple[str, str]) -> tuple[float, float]:
+    """The handcrafted step of one image (:func:`segment_and_measure`) and the two files the
+    segment stage must write per cell: the overlay drawn (stretched, with its legend), mask and
+    overlay encoded and written atomically (``paths``: the image, and the folder to write into).
+    Returns the CPU seconds of the whole and of the two files alone."""
+    start = time.process_time()
     image = read_image(paths[0])
     labels = segment_cell(image, **SEGMENTATION).labels
-    start = time.process_time()
+    compute_features(image, labels)
+    surround_features(image, labels)
+    files = time.process_time()
     window = cell_window(labels)
     stem = Path(paths[1]) / Path(paths[0]).stem
     write_png(labels, f"{stem}_mask.png")
     write_png(draw_overlay(image[window], labels[window], stretch=True, legend=True), f"{stem}_overlay.png")
-    return time.process_time() - start
+    end = time.process_time()
+    return end - start, end - files
 
 
 def measure_on_mask(paths: tuple[str, str]) -> float:
@@ -103,12 +110,13 @@ def segment(path: str) -> tuple[np.ndarray, np.ndarray]:
     return to_gray(image), segment_cell(image, **SEGMENTATION).labels
 
 
-def throughput(func, items: list, *, jobs: int) -> tuple[float, float]:
+def throughput(func, items: list, *, jobs: int) -> tuple[float, Any]:
     """Images per second of ``func`` over ``items`` on ``jobs`` loky workers (after a warm-up),
-    and the mean CPU seconds per image spent in the workers."""
-    sum(parallel_map(func, items[: 2 * jobs], jobs=jobs, quiet=True))
+    and the mean CPU seconds per image spent in the workers (what ``func`` returns: one number,
+    or a tuple of them averaged element by element)."""
+    list(parallel_map(func, items[: 2 * jobs], jobs=jobs, quiet=True))
     start = time.perf_counter()
-    cpu = sum(parallel_map(func, items, jobs=jobs, quiet=True))
+    cpu = np.sum(list(parallel_map(func, items, jobs=jobs, quiet=True)), axis=0)
     return len(items) / (time.perf_counter() - start), cpu / len(items)
 
 
@@ -136,13 +144,19 @@ def cpu_seconds() -> float:
 
 def stage_throughput(data: Path, run_path: Path, *, jobs: int) -> tuple[float, float, float]:
     """Images per second of the ``segment`` and ``handcrafted`` stages on a fresh run directory
-    (what ``leukoscope features`` does per cell), their CPU seconds per image (main process and
+    (what ``leukoscope features`` does per cell; after a warm-up on a few cells, so that the
+    workers run already, as for the step), their CPU seconds per image (main process and
     workers), and the seconds of the ``statistics`` stage the command runs after them (a
     per-dataset cost: subject tables, bootstrap, figures)."""
     config = Config().with_overrides({"data.path": str(data), "run.out": str(run_path), "run.jobs": jobs,
                                       "run.quiet": True})
     samples = load_dataset(data, config.data.dataset).samples
     samples = samples.assign(sha256=[sha256_file(p) for p in samples["path"]])
+    # warm-up, as for the step: the stages' workers started (and their modules imported) on a few
+    # cells in another run directory, a cost a command pays once whatever the number of cells
+    warm = run_path.with_name(run_path.name + "-warm-up")
+    run_targets((Stage.HANDCRAFTED,), config.with_overrides({"run.out": str(warm)}), RunDir(warm),
+                samples.head(4 * jobs))
     run = RunDir(run_path)
     start, cpu = time.perf_counter(), cpu_seconds()
     run_targets((Stage.HANDCRAFTED,), config, run, samples)
@@ -176,12 +190,14 @@ def main() -> None:
 
         step, step_cpu = throughput(segment_and_measure, paths, jobs=args.jobs)
         features_only, features_cpu = throughput(measure_on_mask, list(zip(paths, masks)), jobs=args.jobs)
-        _, files_cpu = throughput(write_cell_files, [(p, str(folder / "files")) for p in paths], jobs=args.jobs)
+        targets = [(p, str(folder / "files")) for p in paths]
+        with_files, (with_files_cpu, files_cpu) = throughput(step_with_files, targets, jobs=args.jobs)
         stages, stages_cpu, statistics = stage_throughput(folder / "demo", folder / "run", jobs=args.jobs)
         print(f"{len(paths)} synthetic 450x450 cells, {args.jobs} loky workers, "
               f"{len(feature_names())} leukoscope columns per cell; wall clock, then CPU time in the workers")
         report("leukoscope read + segment + features", step, step_cpu, jobs=args.jobs)
         report("leukoscope features on given masks", features_only, features_cpu, jobs=args.jobs)
+        report("read + segment + features + both files", with_files, with_files_cpu, jobs=args.jobs)
         report("leukoscope segment + handcrafted stages (all files)", stages, stages_cpu, jobs=args.jobs)
         whole = len(paths) / (len(paths) / stages + statistics)
         print(f"{'then the statistics stage (once per dataset)':<48} {statistics:7.2f} s")
@@ -189,9 +205,12 @@ def main() -> None:
         print(f"ratio segment + handcrafted stages / read + segment + features step: wall {stages / step:.2f}, "
               f"CPU {step_cpu / stages_cpu:.2f} (target >= 0.8); the whole command (with the statistics stage), "
               f"wall: {whole / step:.2f}")
-        print(f"the mask and overlay PNGs alone (overlay drawn, both encoded and written): {files_cpu * 1e3:.1f} ms "
+        print(f"the mask and overlay files alone (overlay drawn, both encoded and written): {files_cpu * 1e3:.1f} ms "
               f"CPU per cell; with them and nothing else the stages' CPU ratio would be at most "
               f"{step_cpu / (step_cpu + files_cpu):.2f}")
+        print(f"ratio segment + handcrafted stages / the step with the mask and overlay files: wall "
+              f"{stages / with_files:.2f}, CPU {with_files_cpu / stages_cpu:.2f} (the cost of the cache entries, QC "
+              f"pages, CSVs and scheduling)")
         if not args.radiomics_python.exists():
             print(f"pyradiomics: not measured, {args.radiomics_python} missing "
                   "(see bench/requirements-radiomics.txt)")

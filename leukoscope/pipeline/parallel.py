@@ -101,6 +101,14 @@ def init_worker(parent: int) -> None:
     threading.Thread(target=_exit_with, args=(parent,), name="leukoscope-parent-watch", daemon=True).start()
 
 
+@functools.cache
+def _initializer(parent: int) -> Callable[[], None]:
+    """The loky workers' initializer for the process ``parent``: one object per process, because
+    loky reuses its workers only for an equal initializer, and two partials are never equal (a
+    new one per call started new workers for every stage, each importing the package again)."""
+    return functools.partial(init_worker, parent)
+
+
 class _InWorker:
     """Run ``func`` in a worker with OpenCV's own thread pool off (the workers are the parallelism)."""
 
@@ -168,8 +176,7 @@ def parallel_map(
             results = map(func, items)
         else:
             if backend is Backend.LOKY:
-                stack.enter_context(joblib.parallel_config(
-                    backend="loky", initializer=functools.partial(init_worker, os.getpid())))
+                stack.enter_context(joblib.parallel_config(backend="loky", initializer=_initializer(os.getpid())))
             runner = joblib.Parallel(
                 n_jobs=workers,
                 backend=backend.value if backend is Backend.THREADING else None,

@@ -16,6 +16,22 @@ def test_results_in_input_order_whatever_the_backend(jobs, backend):
     assert got == [x * x for x in range(50)]
 
 
+def _pid(_: int) -> int:
+    import os
+    import time
+
+    time.sleep(0.01)  # so that both workers take items
+    return os.getpid()
+
+
+def test_loky_workers_are_reused_from_one_call_to_the_next(monkeypatch):
+    """Every stage calls parallel_map; new workers each time would import the package again."""
+    monkeypatch.setattr("leukoscope.pipeline.parallel.available_cores", lambda: 2)
+    first = set(parallel_map(_pid, range(20), jobs=2, quiet=True))
+    second = set(parallel_map(_pid, range(20), jobs=2, quiet=True))
+    assert len(first) == 2 and first == second
+
+
 def test_generator_input_with_total():
     got = list(parallel_map(_square, (x for x in range(5)), jobs=2, backend="threading", quiet=True, total=5))
     assert got == [0, 1, 4, 9, 16]
