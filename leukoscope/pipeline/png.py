@@ -8,7 +8,7 @@ photograph whose left-neighbour differences are small. So every row gets one fix
 (``isal``, Intel's Intelligent Storage Acceleration Library); where ``isal`` is not
 installed, by zlib at level 1 with its run-length strategy. On the demo cells
 (``bench/png.py``) that takes about a sixth of ``cv2.imencode``'s time for a mask and a
-quarter to a third for an overlay (with zlib: about as long for a mask, 0.6 for an overlay),
+fifth to a third for an overlay (with zlib: about as long for a mask, 0.6 for an overlay),
 for files of the same size (masks about 2 KB, overlays about 66 KB). The result is a
 standard 8-bit PNG (greyscale or RGB, no interlace) that every reader decodes to the same
 pixels (tests read it back with OpenCV and Pillow).
