@@ -65,14 +65,20 @@ RADIOMICS_PYTHON = BENCH / ".venv-radiomics" / "bin" / "python"
 SEGMENTATION = segmentation_options(Config().segmentation)  # what the segment stage uses
 
 
-def segment_and_measure(path: str) -> float:
-    """The handcrafted step of one image: read, segment, measure (the four families and the
-    surround columns the handcrafted stage also writes); returns its CPU seconds."""
-    start = time.process_time()
+def _read_segment_measure(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read, segment and measure one image (the four families and the surround columns the
+    handcrafted stage also writes); returns the image and its labels."""
     image = read_image(path)
     labels = segment_cell(image, **SEGMENTATION).labels
     compute_features(image, labels)
     surround_features(image, labels)
+    return image, labels
+
+
+def segment_and_measure(path: str) -> float:
+    """The handcrafted step of one image (:func:`_read_segment_measure`); returns its CPU seconds."""
+    start = time.process_time()
+    _read_segment_measure(path)
     return time.process_time() - start
 
 
@@ -82,10 +88,7 @@ def step_with_files(paths: tuple[str, str]) -> tuple[float, float]:
     overlay encoded and written atomically (``paths``: the image, and the folder to write into).
     Returns the CPU seconds of the whole and of the two files alone."""
     start = time.process_time()
-    image = read_image(paths[0])
-    labels = segment_cell(image, **SEGMENTATION).labels
-    compute_features(image, labels)
-    surround_features(image, labels)
+    image, labels = _read_segment_measure(paths[0])
     files = time.process_time()
     window = cell_window(labels)
     stem = Path(paths[1]) / Path(paths[0]).stem
